@@ -1,0 +1,1 @@
+"""The `acme` command line: thin click commands over the packages below."""

@@ -1,0 +1,62 @@
+"""`acme capture ...`: the change log and triggers on finance_db."""
+
+from __future__ import annotations
+
+import click
+
+from loader import capture as capture_service
+
+
+@click.group()
+def capture() -> None:
+    """Install, remove or inspect change capture on finance_db."""
+
+
+@capture.command()
+@click.option(
+    "--table",
+    "tables",
+    multiple=True,
+    metavar="SCHEMA.TABLE",
+    help="Capture this table (repeatable)  [default: every table of operations]",
+)
+def install(tables: tuple[str, ...]) -> None:
+    """Install cdc.change_log and its triggers, snapshotting existing rows. Idempotent.
+
+    Every insert, update, delete and truncate is then written to cdc.change_log inside the
+    writing transaction. Tables already captured are left as they are.
+    """
+    for result in capture_service.install(list(tables) or None):
+        click.echo(result.describe())
+
+
+@capture.command()
+@click.option(
+    "--purge", is_flag=True, help="Also drop cdc.change_log, losing changes not yet loaded."
+)
+def uninstall(purge: bool) -> None:
+    """Stop capturing. The change log is kept (so the loader can drain it) unless --purge."""
+    stopped = capture_service.uninstall(purge=purge)
+    click.echo(
+        f"stopped capturing {len(stopped)} tables" + (", change log dropped" if purge else "")
+    )
+
+
+@capture.command()
+def status() -> None:
+    """Show the captured tables and what the change log holds."""
+    result = capture_service.status()
+    if not result.installed:
+        click.echo("capture: not installed (run `acme capture install`)")
+        raise click.exceptions.Exit(1)
+    click.echo(f"capture: installed on {len(result.tables)} tables")
+    for table in result.tables:
+        click.echo(f"  {table}")
+    click.echo(
+        f"change log: {result.changes_in_log} changes"
+        + (
+            f", from {result.oldest_change_at} to {result.newest_change_at}"
+            if result.changes_in_log
+            else ""
+        )
+    )

@@ -1,0 +1,58 @@
+"""`acme local ...`: the two local PostgreSQL servers."""
+
+from __future__ import annotations
+
+import shlex
+
+import click
+
+from connections.settings import ANALYTICS, FINANCE, dsn_for
+from localpg import servers
+
+
+@click.group()
+def local() -> None:
+    """Run finance_db and analytics_db as two local servers owned by the project.
+
+    Data lives under .acme/ (or $ACME_HOME). As root, the servers run as the system user
+    acme-postgres, created when missing.
+    """
+
+
+@local.command()
+@click.option(
+    "--finance-port",
+    type=click.IntRange(1024, 65535),
+    envvar="ACME_FINANCE_PORT",
+    help="TCP port of finance_db  [default: 55432]",
+)
+@click.option(
+    "--analytics-port",
+    type=click.IntRange(1024, 65535),
+    envvar="ACME_ANALYTICS_PORT",
+    help="TCP port of analytics_db  [default: 55433]",
+)
+def up(finance_port: int | None, analytics_port: int | None) -> None:
+    """Create (once) and start both servers, and record their URIs. Safe to run again."""
+    servers.up({"finance": finance_port, "analytics": analytics_port}, progress=click.echo)
+    click.echo("ready: every acme command now uses these servers (`acme local env` shows them)")
+
+
+@local.command()
+def down() -> None:
+    """Stop both servers (fast shutdown: open sessions are disconnected). Data is kept."""
+    servers.down(progress=click.echo)
+
+
+@local.command()
+def status() -> None:
+    """Say whether each server runs, on which port, and where its data is."""
+    for server in servers.status():
+        click.echo(server.describe())
+
+
+@local.command()
+def env() -> None:
+    """Print the databases' URIs as shell export lines: eval "$(acme local env)"."""
+    for database in (FINANCE, ANALYTICS):
+        click.echo(f"export {database.env_var}={shlex.quote(dsn_for(database))}")

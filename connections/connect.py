@@ -1,0 +1,48 @@
+"""Opens connections and turns libpq's failures into one actionable line."""
+
+from __future__ import annotations
+
+import psycopg2
+import psycopg2.extensions
+
+from connections.errors import DatabaseUnavailable
+from connections.settings import Database, dsn_for, parse_uri, redact
+
+CONNECT_TIMEOUT_SECONDS = 5
+
+
+def connect(
+    database: Database, *, application_name: str = "acme"
+) -> psycopg2.extensions.connection:
+    """A connection to finance_db or analytics_db, in UTC, or DatabaseUnavailable."""
+    dsn = dsn_for(database)
+    parse_uri(dsn, database.env_var)
+    try:
+        conn = psycopg2.connect(
+            dsn,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            application_name=application_name,
+            options="-c timezone=UTC",
+        )
+    except psycopg2.OperationalError as exc:
+        raise DatabaseUnavailable(explain_connect_failure(database, dsn, exc)) from exc
+    return conn
+
+
+def explain_connect_failure(database: Database, dsn: str, exc: Exception) -> str:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    where = redact(dsn)
+    lowered = detail.lower()
+    if "password authentication failed" in lowered or "no password supplied" in lowered:
+        return (
+            f"{database.label} refused the credentials in {where}: fix the user or password "
+            f"in {database.env_var} (or rerun `acme local up` for the local servers)"
+        )
+    if "does not exist" in lowered and "database" in lowered:
+        return f"{database.label}: {detail}; check the database name in {database.env_var}"
+    if "connection refused" in lowered or "could not connect" in lowered or "timeout" in lowered:
+        return (
+            f"{database.label} is not reachable at {where} ({detail}): start it with "
+            f"`acme local up`, or point {database.env_var} at a running server"
+        )
+    return f"cannot connect to {database.label} at {where}: {detail}"

@@ -1,0 +1,131 @@
+"""`acme capture install|uninstall|status`: the change log and triggers on finance_db."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg2
+from psycopg2 import errors
+
+from connections.connect import connect
+from connections.errors import CaptureNotInstalled, PipelineError
+from connections.settings import FINANCE
+from loader.sql_files import apply_sql_file
+
+DEFAULT_SCHEMA = "operations"
+LOCK_TIMEOUT = "10s"
+
+
+@dataclass(frozen=True)
+class TableCapture:
+    table: str
+    snapshotted_rows: int | None
+
+    def describe(self) -> str:
+        if self.snapshotted_rows is None:
+            return f"{self.table}: already captured"
+        return f"{self.table}: capturing, snapshot of {self.snapshotted_rows} existing rows"
+
+
+def install(tables: list[str] | None = None) -> list[TableCapture]:
+    """Installs the change log and starts capturing the tables (default: all of operations).
+
+    One transaction: either every table is captured with its snapshot, or nothing changes.
+    """
+    conn = connect(FINANCE, application_name="acme capture install")
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(f"set local lock_timeout = '{LOCK_TIMEOUT}'")
+            apply_sql_file(cur, "triggers/change_log.sql")
+            targets = tables or tables_in_schema(cur, DEFAULT_SCHEMA)
+            if not targets:
+                raise CaptureNotInstalled(
+                    f"no tables to capture in schema {DEFAULT_SCHEMA}: create them first "
+                    "(`acme db init` creates the demo schema) or name them with --table"
+                )
+            results = []
+            for table in targets:
+                cur.execute("select cdc.start_capture(%s::regclass)", (table,))
+                results.append(TableCapture(table, cur.fetchone()[0]))
+            return results
+    except errors.LockNotAvailable as exc:
+        raise PipelineError(
+            f"capture install waited {LOCK_TIMEOUT} for a table lock held by another "
+            "transaction: finish or cancel it (see `acme pipeline status`) and try again"
+        ) from exc
+    except (errors.UndefinedTable, errors.InvalidSchemaName) as exc:
+        raise CaptureNotInstalled(f"cannot capture: {first_line(exc)}") from exc
+    except errors.InvalidTableDefinition as exc:
+        raise CaptureNotInstalled(first_line(exc)) from exc
+    finally:
+        conn.close()
+
+
+def uninstall(purge: bool = False) -> list[str]:
+    """Stops capturing every table; with purge, drops the change log too."""
+    conn = connect(FINANCE, application_name="acme capture uninstall")
+    try:
+        with conn, conn.cursor() as cur:
+            if not change_log_exists(cur):
+                return []
+            cur.execute("select table_schema, table_name from cdc.captured_tables order by 1, 2")
+            stopped = [f"{schema}.{name}" for schema, name in cur.fetchall()]
+            for table in stopped:
+                cur.execute("select cdc.stop_capture(%s::regclass)", (table,))
+            if purge:
+                cur.execute("drop schema cdc cascade")
+            return stopped
+    finally:
+        conn.close()
+
+
+@dataclass(frozen=True)
+class CaptureStatus:
+    installed: bool
+    tables: list[str]
+    changes_in_log: int
+    oldest_change_at: str | None
+    newest_change_at: str | None
+
+
+def status() -> CaptureStatus:
+    conn = connect(FINANCE, application_name="acme capture status")
+    try:
+        with conn, conn.cursor() as cur:
+            if not change_log_exists(cur):
+                return CaptureStatus(False, [], 0, None, None)
+            cur.execute("select table_schema, table_name from cdc.captured_tables order by 1, 2")
+            tables = [f"{schema}.{name}" for schema, name in cur.fetchall()]
+            cur.execute(
+                "select count(*), min(changed_at)::text, max(changed_at)::text from cdc.change_log"
+            )
+            count, oldest, newest = cur.fetchone()
+            return CaptureStatus(True, tables, count, oldest, newest)
+    finally:
+        conn.close()
+
+
+def require_installed(cur) -> None:
+    """Raises CaptureNotInstalled, with the fix, when finance_db has no change log."""
+    if not change_log_exists(cur):
+        raise CaptureNotInstalled(
+            "capture is not installed on finance_db (no cdc.change_log): run `acme capture install`"
+        )
+
+
+def change_log_exists(cur) -> bool:
+    cur.execute("select to_regclass('cdc.change_log') is not null")
+    return cur.fetchone()[0]
+
+
+def tables_in_schema(cur, schema: str) -> list[str]:
+    cur.execute(
+        "select format('%%I.%%I', table_schema, table_name) from information_schema.tables "
+        "where table_schema = %s and table_type = 'BASE TABLE' order by table_name",
+        (schema,),
+    )
+    return [row[0] for row in cur.fetchall()]
+
+
+def first_line(exc: psycopg2.Error) -> str:
+    return (exc.pgerror or str(exc)).strip().splitlines()[0].removeprefix("ERROR:").strip()

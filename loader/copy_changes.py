@@ -1,0 +1,164 @@
+"""Copies committed changes from finance_db's cdc.change_log into analytics_db's
+staging.change_log: exactly once, in (txid, change_id) order, never skipping a late commit.
+
+The horizon h = pg_snapshot_xmin(pg_current_snapshot()) of a REPEATABLE READ transaction on
+the source: every transaction with txid < h has ended, so the set of log rows with txid < h
+can no longer change. The loader pages through that set after its (txid, change_id) cursor,
+and commits each page with the new cursor in one analytics transaction.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from psycopg2 import errors
+from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ
+
+from connections.connect import connect
+from connections.errors import PipelineError
+from connections.settings import ANALYTICS, FINANCE
+from loader.capture import require_installed
+from loader.staging import ensure_staging
+from loader.watermark import Watermark, check_same_source, read_watermark, write_watermark
+
+DEFAULT_BATCH_SIZE = 50_000
+# One loader at a time: load ids must commit in the order they are handed out.
+LOADER_LOCK_KEY = 7_316_001
+
+STAGED_COLUMNS = (
+    "change_id, txid, changed_at, table_schema, table_name, operation, "
+    "primary_key, old_row, new_row, load_id"
+)
+
+PAGE_QUERY = """
+copy (
+    select change_id, txid::text::bigint, changed_at, table_schema, table_name, operation,
+           primary_key, old_row, new_row, {load_id}::bigint
+    from cdc.change_log
+    where (txid, change_id) > ({last_txid}::text::xid8, {last_change_id}::bigint)
+      and txid < {horizon}::text::xid8
+    order by txid, change_id
+    limit {limit}
+) to stdout
+"""
+
+
+@dataclass
+class LoadResult:
+    changes: int = 0
+    batches: int = 0
+    horizon_txid: int = 0
+    seconds: float = 0.0
+    load_ids: list[int] = field(default_factory=list)
+
+    @property
+    def changes_per_second(self) -> float:
+        return self.changes / self.seconds if self.seconds > 0 else 0.0
+
+
+def load_changes(
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    max_batches: int | None = None,
+    progress: Callable[[LoadResult], None] | None = None,
+) -> LoadResult:
+    """Lands every committed change below the horizon, or the first max_batches pages."""
+    started = time.monotonic()
+    target = connect(ANALYTICS, application_name="acme loader")
+    source = connect(FINANCE, application_name="acme loader")
+    try:
+        ensure_staging(target)
+        hold_loader_lock(target)
+        source.set_session(isolation_level=ISOLATION_LEVEL_REPEATABLE_READ, readonly=True)
+        with source.cursor() as src:
+            require_installed(src)
+            src.execute("set role acme_loader")
+            src.execute(
+                "select pg_snapshot_xmin(pg_current_snapshot())::text::bigint, "
+                "system_identifier::text from pg_control_system()"
+            )
+            horizon, system_identifier = src.fetchone()
+            result = LoadResult(horizon_txid=horizon)
+            with target.cursor() as dst:
+                watermark = read_watermark(dst)
+            check_same_source(watermark, system_identifier)
+            watermark = watermark or Watermark(system_identifier, 0, 0)
+            while True:
+                landed = copy_page(src, target, watermark, horizon, batch_size)
+                if landed is None:
+                    break
+                watermark, load_id, count = landed
+                result.changes += count
+                result.batches += 1
+                result.load_ids.append(load_id)
+                if progress:
+                    progress(result)
+                if count < batch_size or result.batches == max_batches:
+                    break
+            if result.batches == 0:
+                with target, target.cursor() as dst:
+                    write_watermark(dst, watermark)
+        source.rollback()
+    finally:
+        source.close()
+        target.close()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def copy_page(src, target, watermark: Watermark, horizon: int, limit: int):
+    """Lands one page; returns (new watermark, load id, changes) or None when there is none."""
+    with target, target.cursor() as dst:
+        dst.execute("select nextval(pg_get_serial_sequence('staging.load_batches', 'load_id'))")
+        load_id = dst.fetchone()[0]
+        page = io.BytesIO()
+        src.copy_expert(
+            PAGE_QUERY.format(
+                load_id=int(load_id),
+                last_txid=int(watermark.last_txid),
+                last_change_id=int(watermark.last_change_id),
+                horizon=int(horizon),
+                limit=int(limit),
+            ),
+            page,
+        )
+        data = page.getvalue()
+        if not data:
+            target.rollback()
+            return None
+        lines = data.count(b"\n")
+        first = data[: data.index(b"\t")]
+        last_line = data[data.rindex(b"\n", 0, len(data) - 1) + 1 :] if lines > 1 else data
+        last_change_id, last_txid = last_line.split(b"\t", 2)[:2]
+        page.seek(0)
+        try:
+            dst.copy_expert(f"copy staging.change_log ({STAGED_COLUMNS}) from stdin", page)
+        except errors.UniqueViolation as exc:
+            raise PipelineError(
+                "a change in this batch is already staged, so the watermark is behind "
+                "staging.change_log; nothing was loaded twice. Check staging.load_state "
+                f"({exc.diag.message_detail})"
+            ) from exc
+        dst.execute(
+            "insert into staging.load_batches (load_id, change_count, first_change_id, "
+            "last_change_id, horizon_txid) overriding system value values (%s, %s, %s, %s, %s)",
+            (load_id, lines, int(first), int(last_change_id), horizon),
+        )
+        new_watermark = Watermark(
+            watermark.source_system_identifier, int(last_txid), int(last_change_id)
+        )
+        write_watermark(dst, new_watermark)
+    return new_watermark, load_id, lines
+
+
+def hold_loader_lock(target) -> None:
+    """A session lock on analytics_db, released when the loader's connection closes."""
+    with target, target.cursor() as dst:
+        dst.execute("select pg_try_advisory_lock(%s)", (LOADER_LOCK_KEY,))
+        if not dst.fetchone()[0]:
+            raise PipelineError(
+                "another loader is running against analytics_db (for example "
+                "`acme pipeline run --follow`): let it finish or stop it, then try again"
+            )

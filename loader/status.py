@@ -1,0 +1,110 @@
+"""`acme pipeline status`: how far behind the warehouse is, and what holds it back."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from connections.connect import connect
+from connections.settings import ANALYTICS, FINANCE
+from loader.capture import require_installed
+from loader.watermark import read_watermark
+
+WAREHOUSE_TABLES = (
+    "analytics.dim_customers",
+    "analytics.dim_products",
+    "analytics.fact_orders",
+    "analytics.fact_order_items",
+)
+
+
+@dataclass
+class PipelineStatus:
+    watermark_txid: int | None = None
+    watermark_change_id: int | None = None
+    source_matches_watermark: bool | None = None
+    horizon_txid: int | None = None
+    lag_changes: int = 0
+    lag_seconds: float = 0.0
+    oldest_open_transaction: dict | None = None
+    last_load_at: str | None = None
+    last_load_changes: int | None = None
+    changes_staged: int = 0
+    rows_per_table: dict[str, int | None] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def pipeline_status() -> PipelineStatus:
+    status = PipelineStatus()
+    analytics = connect(ANALYTICS, application_name="acme status")
+    finance = connect(FINANCE, application_name="acme status")
+    try:
+        with analytics, analytics.cursor() as cur:
+            cur.execute("select to_regclass('staging.load_state') is not null")
+            staged = cur.fetchone()[0]
+            watermark = read_watermark(cur) if staged else None
+            if staged:
+                cur.execute(
+                    "select loaded_at::text, change_count from staging.load_batches "
+                    "order by load_id desc limit 1"
+                )
+                row = cur.fetchone()
+                if row:
+                    status.last_load_at, status.last_load_changes = row
+                cur.execute("select count(*) from staging.change_log")
+                status.changes_staged = cur.fetchone()[0]
+            for table in WAREHOUSE_TABLES:
+                cur.execute("select to_regclass(%s) is not null", (table,))
+                if cur.fetchone()[0]:
+                    cur.execute(f"select count(*) from {table}")
+                    status.rows_per_table[table] = cur.fetchone()[0]
+                else:
+                    status.rows_per_table[table] = None
+        with finance, finance.cursor() as cur:
+            require_installed(cur)
+            cur.execute(
+                "select pg_snapshot_xmin(pg_current_snapshot())::text::bigint, "
+                "system_identifier::text from pg_control_system()"
+            )
+            status.horizon_txid, system_identifier = cur.fetchone()
+            last_txid = watermark.last_txid if watermark else 0
+            last_change_id = watermark.last_change_id if watermark else 0
+            if watermark:
+                status.watermark_txid = watermark.last_txid
+                status.watermark_change_id = watermark.last_change_id
+                status.source_matches_watermark = (
+                    watermark.source_system_identifier == system_identifier
+                )
+            cur.execute(
+                "select count(*), coalesce(extract(epoch from now() - min(changed_at)), 0) "
+                "from cdc.change_log where (txid, change_id) > (%s::text::xid8, %s)",
+                (last_txid, last_change_id),
+            )
+            status.lag_changes, lag_seconds = cur.fetchone()
+            status.lag_seconds = round(float(lag_seconds), 3)
+            status.oldest_open_transaction = oldest_open_transaction(cur)
+    finally:
+        analytics.close()
+        finance.close()
+    return status
+
+
+def oldest_open_transaction(cur) -> dict | None:
+    """The session whose transaction holds the horizon back the longest, if any."""
+    cur.execute(
+        """
+        select pid, usename::text, application_name, state,
+               round(extract(epoch from now() - xact_start)::numeric, 1)::float,
+               backend_xid::text
+        from pg_stat_activity
+        where backend_xid is not null and pid <> pg_backend_pid()
+        order by age(backend_xid) desc
+        limit 1
+        """
+    )
+    row = cur.fetchone()
+    if row is None:
+        return None
+    keys = ("pid", "user", "application", "state", "age_seconds", "xid")
+    return dict(zip(keys, row, strict=True))

@@ -1,0 +1,65 @@
+"""Runs the dbt project in-process, with the profile's settings taken from analytics_db's URI."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from connections.errors import PipelineError
+from connections.settings import ANALYTICS, PROJECT_ROOT, dsn_for, parse_uri
+
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+
+def dbt_environment() -> dict[str, str]:
+    """The variables profiles.yml reads; the password under dbt's secret prefix."""
+    parts = parse_uri(dsn_for(ANALYTICS), ANALYTICS.env_var)
+    return {
+        "DBT_ACME_HOST": parts.host,
+        "DBT_ACME_PORT": str(parts.port),
+        "DBT_ACME_USER": parts.user,
+        "DBT_ENV_SECRET_ACME_PASSWORD": parts.password,
+        "DBT_ACME_DBNAME": parts.dbname,
+    }
+
+
+def dbt_args(command: str, *extra: str) -> list[str]:
+    return [
+        command,
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(PROJECT_ROOT),
+        *extra,
+    ]
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    seconds: float
+    nodes: int
+
+
+def run_dbt(command: str, *extra: str) -> BuildResult:
+    """Runs one dbt command; a failure becomes a PipelineError naming what failed."""
+    from dbt.cli.main import dbtRunner
+
+    os.environ.update(dbt_environment())
+    started = time.monotonic()
+    outcome = dbtRunner().invoke(dbt_args(command, *extra))
+    seconds = time.monotonic() - started
+    if outcome.exception is not None:
+        raise PipelineError(f"dbt {command} could not run: {outcome.exception}")
+    if not outcome.success:
+        failed = [r.node.name for r in (outcome.result or []) if str(r.status) in ("error", "fail")]
+        raise PipelineError(
+            f"dbt {command} failed ({', '.join(failed) or 'see the output above'}); "
+            f"details in {DBT_PROJECT_DIR / 'logs' / 'dbt.log'}"
+        )
+    nodes = len(outcome.result) if outcome.result is not None else 0
+    return BuildResult(seconds, nodes)
+
+
+def dbt_build(full_refresh: bool = False) -> BuildResult:
+    return run_dbt("build", *(["--full-refresh"] if full_refresh else []))

@@ -1,0 +1,54 @@
+-- The landing zone of analytics_db: changes copied from finance_db's cdc.change_log, the
+-- loader's watermark, and one row per committed batch. Idempotent; the loader applies it.
+
+create schema if not exists staging;
+
+-- One row per source change, exactly once: change_id is the source's, so a batch that
+-- were copied twice would fail on the primary key instead of doubling a change.
+create table if not exists staging.change_log (
+    change_id bigint primary key,
+    txid bigint not null,
+    changed_at timestamptz not null,
+    table_schema text not null,
+    table_name text not null,
+    operation text not null,
+    primary_key jsonb,
+    old_row jsonb,
+    new_row jsonb,
+    load_id bigint not null
+);
+
+-- The dbt models read one table's changes, and the incremental ones only the newest loads.
+create index if not exists change_log_table_load_idx
+on staging.change_log (table_schema, table_name, load_id);
+
+-- One row per batch, committed in the same transaction as the batch's changes.
+create table if not exists staging.load_batches (
+    load_id bigint generated always as identity primary key,
+    loaded_at timestamptz not null default now(),
+    change_count integer not null,
+    first_change_id bigint,
+    last_change_id bigint,
+    horizon_txid bigint not null
+);
+
+-- The watermark: the (txid, change_id) of the last change landed, and which source server
+-- those transaction ids belong to. One row, updated with each batch.
+create table if not exists staging.load_state (
+    singleton boolean primary key default true check (singleton),
+    source_system_identifier text not null,
+    last_txid bigint not null,
+    last_change_id bigint not null,
+    updated_at timestamptz not null default now()
+);
+
+-- Readers of the reports get this role and nothing else (dbt grants it on reports.*).
+do $$
+begin
+    if not exists (select from pg_roles where rolname = 'acme_reporting') then
+        create role acme_reporting nologin;
+    end if;
+end;
+$$;
+
+grant acme_reporting to current_user;

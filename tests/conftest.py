@@ -1,0 +1,99 @@
+"""Every test that touches data runs against two real PostgreSQL servers, started here by the
+same code as `acme local up`, on free ports under a temporary ACME_HOME."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from connections.settings import PROJECT_ROOT
+from localpg import servers
+
+ACME = [sys.executable, "-m", "cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def local_servers(tmp_path_factory):
+    home = tmp_path_factory.mktemp("acme-home")
+    os.environ["ACME_HOME"] = str(home)
+    os.environ["ACME_EXPORT_DIR"] = str(tmp_path_factory.mktemp("exports"))
+    for name in ("ACME_FINANCE_DSN", "ACME_ANALYTICS_DSN"):
+        os.environ.pop(name, None)
+    uris = servers.up(
+        {"finance": free_port(), "analytics": free_port()}, progress=lambda _message: None
+    )
+    yield uris
+    servers.down(progress=lambda _message: None)
+
+
+class Platform:
+    """The two databases of one test, and the `acme` command run as a user would."""
+
+    def __init__(self, uris: dict[str, str]):
+        self.finance_uri = uris["finance"]
+        self.analytics_uri = uris["analytics"]
+
+    def finance(self, sql: str, params=None, fetch: bool = False):
+        return run_sql(self.finance_uri, sql, params, fetch)
+
+    def analytics(self, sql: str, params=None, fetch: bool = False):
+        return run_sql(self.analytics_uri, sql, params, fetch)
+
+    def finance_connection(self):
+        return psycopg2.connect(self.finance_uri)
+
+    def acme(self, *args: str, check: bool = True, env: dict | None = None, timeout=600):
+        result = subprocess.run(
+            [*ACME, *args],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"acme {' '.join(args)} exited {result.returncode}\n"
+                f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+            )
+        return result
+
+    def export(self, report: str, path: Path, *extra: str) -> str:
+        self.acme(report, "--output", str(path), *extra)
+        return path.read_text()
+
+
+def run_sql(uri: str, sql: str, params=None, fetch: bool = False):
+    conn = psycopg2.connect(uri)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall() if fetch else None
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def platform(local_servers) -> Platform:
+    """Empty databases with the operations schema and capture installed."""
+    plat = Platform(local_servers)
+    plat.finance("drop schema if exists operations cascade; drop schema if exists cdc cascade")
+    plat.analytics(
+        "drop schema if exists staging cascade; drop schema if exists analytics cascade; "
+        "drop schema if exists reports cascade"
+    )
+    plat.acme("db", "init")
+    plat.acme("capture", "install")
+    return plat

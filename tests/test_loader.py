@@ -1,0 +1,83 @@
+"""The loader lands each committed change exactly once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from connections.settings import PROJECT_ROOT
+
+WORKLOAD = """
+insert into operations.customers (customer_name)
+select 'customer ' || n from generate_series(1, 50) as n;
+insert into operations.orders (customer_id, order_date, delivery_date, status)
+select 1 + n % 50, '2026-01-01'::timestamp + n * interval '1 hour',
+       '2026-01-10'::timestamp + (n % 5) * interval '1 day', 'PENDING'
+from generate_series(1, 3000) as n;
+update operations.orders set status = 'PROCESSING' where order_id % 3 = 0;
+"""
+
+
+def staged_counts(platform):
+    return platform.analytics(
+        "select count(*), count(distinct change_id) from staging.change_log", fetch=True
+    )[0]
+
+
+def test_second_run_without_changes_loads_nothing(platform):
+    platform.finance(WORKLOAD)
+    first = platform.acme("pipeline", "run").stdout
+    assert "loaded 6051 changes" in first  # 4 truncate markers + 50 + 3000 + 1000 - 3
+    second = platform.acme("pipeline", "run").stdout
+    assert "loaded 0 changes in 0 batches" in second
+    assert staged_counts(platform) == (6051, 6051)
+
+
+def test_concurrent_loaders_never_duplicate_a_change(platform):
+    platform.finance(WORKLOAD)
+    command = [
+        sys.executable,
+        "-c",
+        "from loader.copy_changes import load_changes; print(load_changes(batch_size=100).changes)",
+    ]
+    loaders = [
+        subprocess.Popen(
+            command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    outcomes = [loader.communicate(timeout=120) for loader in loaders]
+    loaded = [int(out) for out, _err in outcomes if out.strip()]
+    refused = [err for out, err in outcomes if not out.strip()]
+    assert sum(loaded) == 6051
+    assert all("another loader is running" in err for err in refused)
+    assert staged_counts(platform) == (6051, 6051)
+
+
+def test_a_lost_watermark_cannot_land_a_change_twice(platform):
+    platform.finance(WORKLOAD)
+    platform.acme("pipeline", "run")
+    platform.analytics("update staging.load_state set last_txid = 0, last_change_id = 0")
+    rerun = platform.acme("pipeline", "run", check=False)
+    assert rerun.returncode == 1
+    assert "already staged" in rerun.stderr
+    assert "Traceback" not in rerun.stderr
+    assert staged_counts(platform) == (6051, 6051)
+
+
+def test_batches_commit_with_their_watermark(platform):
+    platform.finance(WORKLOAD)
+    platform.acme("pipeline", "run", "--batch-size", "1000")
+    batches = platform.analytics(
+        "select count(*), sum(change_count), max(last_change_id) from staging.load_batches",
+        fetch=True,
+    )[0]
+    assert batches[0] == 7 and batches[1] == 6051
+    watermark = platform.analytics("select last_change_id from staging.load_state", fetch=True)[0][
+        0
+    ]
+    last_in_log = platform.finance(
+        "select change_id from cdc.change_log order by txid desc, change_id desc limit 1",
+        fetch=True,
+    )[0][0]
+    assert watermark == last_in_log
