@@ -48,7 +48,7 @@ create index if not exists change_log_txid_change_id_idx on cdc.change_log (txid
 
 -- The jsonb key of each row of a transition table, built from the primary-key columns that
 -- start_capture() passes as trigger arguments.
-create or replace function cdc.key_expression(key_columns text [], row_alias text)
+create or replace function cdc.key_expression(key_columns text[], row_alias text)
 returns text
 language sql immutable
 set search_path = pg_catalog, pg_temp
@@ -206,8 +206,8 @@ select
     n.nspname::text as table_schema,
     c.relname::text as table_name
 from pg_trigger as t
-join pg_class as c on c.oid = t.tgrelid
-join pg_namespace as n on n.oid = c.relnamespace
+inner join pg_class as c on t.tgrelid = c.oid
+inner join pg_namespace as n on c.relnamespace = n.oid
 where t.tgname = 'acme_capture_insert';
 
 alter view cdc.captured_tables owner to acme_capture;

@@ -1,0 +1,137 @@
+{#-
+    The current state of one captured table, from its staged changes (ARCHITECTURE.md,
+    capture invariant 4). Used by every mart; the only place this logic lives.
+
+    staged_relation: a staging model, one row per staged change of the table, with columns
+        change_id, load_id, change_operation, changed_at, the key and the source columns
+        (a TRUNCATE change has a null key).
+    key_column: the table's key column.
+    columns: the source columns to carry, besides the key.
+
+    Rules:
+      * per key, the change with the highest change_id across everything staged wins, not the
+        change of the newest load (transactions commit, and so land, out of order);
+      * a key whose winning change is a DELETE is absent;
+      * a TRUNCATE removes every key whose winning change_id is lower than the truncate's.
+    Each row carries its lineage: last_change_id, last_changed_at, last_change_operation
+    (of the winning change) and last_load_id (the newest load holding a change of the key).
+
+    Full build: only live rows. Incremental build: the keys affected by the loads newer than
+    the newest one already applied (max(last_load_id) in the model) are re-evaluated against
+    all their staged changes, so a late older change never overwrites newer state; keys
+    removed since are emitted too, with last_change_operation 'DELETE' or 'TRUNCATE', and the
+    cdc_apply strategy deletes them (get_incremental_cdc_apply_sql).
+-#}
+{% macro cdc_current_state(staged_relation, key_column, columns) %}
+    with
+
+    staged_changes as (
+        select * from {{ staged_relation }}
+    ),
+
+    {% if is_incremental() %}
+
+        applied_loads as (
+            select coalesce(max(last_load_id), 0) as last_load_id
+            from {{ this }}
+        ),
+
+        new_changes as (
+            select staged_changes.*
+            from staged_changes
+            inner join applied_loads
+                on staged_changes.load_id > applied_loads.last_load_id
+        ),
+
+        new_truncates as (
+            select max(change_id) as change_id
+            from new_changes
+            where change_operation = 'TRUNCATE'
+        ),
+
+        affected_keys as (
+            select {{ key_column }}
+            from new_changes
+            where {{ key_column }} is not null
+
+            union
+
+            -- rows a newly landed truncate removes: captured before it, and not changed since
+            select current_rows.{{ key_column }}
+            from {{ this }} as current_rows
+            inner join new_truncates
+                on current_rows.last_change_id < new_truncates.change_id
+        ),
+
+        key_changes as (
+            select staged_changes.*
+            from staged_changes
+            inner join affected_keys
+                on staged_changes.{{ key_column }} = affected_keys.{{ key_column }}
+        ),
+
+    {% else %}
+
+        key_changes as (
+            select *
+            from staged_changes
+            where {{ key_column }} is not null
+        ),
+
+    {% endif %}
+
+    latest_truncate as (
+        select
+            change_id,
+            changed_at
+        from staged_changes
+        where change_operation = 'TRUNCATE'
+        order by change_id desc
+        limit 1
+    ),
+
+    ranked_changes as (
+        select
+            *,
+            row_number() over (
+                partition by {{ key_column }} order by change_id desc
+            ) as change_rank,
+            max(load_id) over (partition by {{ key_column }}) as key_last_load_id
+        from key_changes
+    ),
+
+    winning_changes as (
+        select *
+        from ranked_changes
+        where change_rank = 1
+    ),
+
+    current_state as (
+        select
+            winning_changes.{{ key_column }},
+            {% for column in columns %}
+                winning_changes.{{ column }},
+            {% endfor %}
+            coalesce(latest_truncate.change_id, winning_changes.change_id) as last_change_id,
+            coalesce(latest_truncate.changed_at, winning_changes.changed_at) as last_changed_at,
+            case
+                when latest_truncate.change_id is not null then 'TRUNCATE'
+                else winning_changes.change_operation
+            end as last_change_operation,
+            winning_changes.key_last_load_id as last_load_id
+        from winning_changes
+        -- the latest truncate, where it came after the key's winning change
+        left join latest_truncate
+            on winning_changes.change_id < latest_truncate.change_id
+    ),
+
+    final as (
+        select *
+        from current_state
+        {% if not is_incremental() %}
+            where last_change_operation not in ('DELETE', 'TRUNCATE')
+        {% endif %}
+    )
+
+    select * from final
+{% endmacro %}

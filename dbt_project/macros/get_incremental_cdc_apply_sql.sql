@@ -1,0 +1,46 @@
+{#-
+    The cdc_apply incremental strategy (config: incremental_strategy='cdc_apply'), for models
+    built with cdc_current_state(). The model's incremental run emits every affected key, the
+    removed ones marked by last_change_operation 'DELETE' or 'TRUNCATE'. Applying it: delete
+    every target row whose key is emitted, then insert the emitted rows that are live. Both
+    statements run in the model's transaction, so readers see the old state or the new one.
+
+    arg_dict is dbt's: target_relation, temp_relation, unique_key (the key column),
+    dest_columns (the target's columns) and incremental_predicates (extra conditions on the
+    delete, optional).
+-#}
+{% macro get_incremental_cdc_apply_sql(arg_dict) %}
+{% set dest_columns_csv = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) %}
+
+    delete from {{ arg_dict['target_relation'] }} as target_rows
+    using {{ arg_dict['temp_relation'] }} as changed_rows
+    where {{ cdc_apply_delete_condition(arg_dict) }};
+
+    insert into {{ arg_dict['target_relation'] }} ({{ dest_columns_csv }})
+    select {{ dest_columns_csv }}
+    from {{ arg_dict['temp_relation'] }}
+    where last_change_operation not in ('DELETE', 'TRUNCATE')
+{% endmacro %}
+
+{#-
+    The delete's condition: the target row's key equals an emitted row's key, and every
+    incremental predicate holds.
+-#}
+{% macro cdc_apply_delete_condition(arg_dict) %}
+    {%- set unique_key = arg_dict['unique_key'] -%}
+    {%- if unique_key is none or unique_key is string and unique_key | trim == '' -%}
+        {{ exceptions.raise_compiler_error(
+            "incremental_strategy 'cdc_apply' needs unique_key (the model's key column)"
+        ) }}
+    {%- endif -%}
+    {%- set key_columns = [unique_key] if unique_key is string else unique_key -%}
+    {%- set conditions = [] -%}
+    {%- for key_column in key_columns -%}
+        {%- do conditions.append(
+            'target_rows.' ~ adapter.quote(key_column)
+            ~ ' = changed_rows.' ~ adapter.quote(key_column)
+        ) -%}
+    {%- endfor -%}
+    {%- do conditions.extend(arg_dict['incremental_predicates'] or []) -%}
+    {{- return(conditions | join(' and ')) -}}
+{% endmacro %}

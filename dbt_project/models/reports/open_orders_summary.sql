@@ -1,0 +1,28 @@
+-- Open orders counted by delivery date and status, for `acme open_orders --summary`.
+-- Orders without a delivery date form their own group (delivery_date null).
+
+with
+
+open_orders as (
+    select * from {{ ref('open_orders') }}
+),
+
+orders_by_date_and_status as (
+    select
+        delivery_date::date as delivery_date,
+        status,
+        count(*) as order_count
+    from open_orders
+    group by delivery_date::date, status
+),
+
+final as (
+    select
+        delivery_date,
+        status,
+        order_count
+    from orders_by_date_and_status
+)
+
+select * from final
+order by delivery_date, status
