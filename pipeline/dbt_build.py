@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass
 
@@ -25,7 +26,9 @@ def dbt_environment() -> dict[str, str]:
 
 
 def dbt_args(command: str, *extra: str) -> list[str]:
+    colours = [] if sys.stdout.isatty() else ["--no-use-colors"]
     return [
+        *colours,
         command,
         "--project-dir",
         str(DBT_PROJECT_DIR),
