@@ -8,6 +8,7 @@ import psycopg2
 from cli.capture import capture
 from cli.db import db
 from cli.demo import demo
+from cli.docs import docs
 from cli.exports import EXPORT_COMMANDS
 from cli.local import local
 from cli.pipeline import pipeline
@@ -49,7 +50,7 @@ def acme() -> None:
     """
 
 
-for command in (local, db, capture, pipeline, simulate, demo, *EXPORT_COMMANDS):
+for command in (local, db, capture, pipeline, simulate, demo, docs, *EXPORT_COMMANDS):
     acme.add_command(command)
 
 

@@ -26,10 +26,11 @@ def dbt_environment() -> dict[str, str]:
 
 
 def dbt_args(command: str, *extra: str) -> list[str]:
+    """The arguments of one dbt command; command may have words (`docs generate`)."""
     colours = [] if sys.stdout.isatty() else ["--no-use-colors"]
     return [
         *colours,
-        command,
+        *command.split(),
         "--project-dir",
         str(DBT_PROJECT_DIR),
         "--profiles-dir",
@@ -54,14 +55,15 @@ def run_dbt(command: str, *extra: str) -> BuildResult:
     seconds = time.monotonic() - started
     if outcome.exception is not None:
         raise PipelineError(f"dbt {command} could not run: {outcome.exception}")
+    # build and run give per-node results; docs generate gives a catalog instead.
+    node_results = getattr(outcome.result, "results", None) or []
     if not outcome.success:
-        failed = [r.node.name for r in (outcome.result or []) if str(r.status) in ("error", "fail")]
+        failed = [r.node.name for r in node_results if str(r.status) in ("error", "fail")]
         raise PipelineError(
             f"dbt {command} failed ({', '.join(failed) or 'see the output above'}); "
             f"details in {DBT_PROJECT_DIR / 'logs' / 'dbt.log'}"
         )
-    nodes = len(outcome.result) if outcome.result is not None else 0
-    return BuildResult(seconds, nodes)
+    return BuildResult(seconds, len(node_results))
 
 
 def dbt_build(full_refresh: bool = False) -> BuildResult:

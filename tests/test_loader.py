@@ -27,7 +27,9 @@ def staged_counts(platform):
 def test_second_run_without_changes_loads_nothing(platform):
     platform.finance(WORKLOAD)
     first = platform.acme("pipeline", "run").stdout
-    assert "loaded 4054 changes" in first  # 4 truncate markers + 50 customers + 3000 orders + 1000 updates
+    assert (
+        "loaded 4054 changes" in first
+    )  # 4 truncate markers + 50 customers + 3000 orders + 1000 updates
     second = platform.acme("pipeline", "run").stdout
     assert "loaded 0 changes in 0 batches" in second
     assert staged_counts(platform) == (4054, 4054)

@@ -1,0 +1,19 @@
+"""`acme docs generate`: dbt's documentation site for the project."""
+
+from __future__ import annotations
+
+import click
+
+from pipeline.dbt_build import DBT_PROJECT_DIR, run_dbt
+
+
+@click.group()
+def docs() -> None:
+    """dbt documentation of the warehouse: models, columns, lineage and exposures."""
+
+
+@docs.command()
+def generate() -> None:
+    """Write the docs site (index.html, manifest.json, catalog.json) to dbt_project/target/."""
+    run_dbt("docs generate")
+    click.echo(f"docs written to {DBT_PROJECT_DIR / 'target'}; open index.html there")
