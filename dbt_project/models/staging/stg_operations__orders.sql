@@ -1,23 +1,10 @@
--- One row per staged change of operations.orders. A change's row image is decoded into
--- typed columns only for INSERT, UPDATE and SNAPSHOT; they are null for DELETE and TRUNCATE.
--- Keys the jsonb holds beyond these columns are ignored, so a new source column breaks nothing.
+-- One row per staged change of operations.orders, its row image decoded into typed columns
+-- (null for DELETE and TRUNCATE; see staged_changes_of()).
 
 with
 
-source as (
-    select * from {{ source('cdc', 'change_log') }}
-    where table_schema = 'operations' and table_name = 'orders'
-),
-
 changes as (
-    select
-        change_id,
-        load_id,
-        operation as change_operation,
-        changed_at,
-        primary_key,
-        case when operation in ('INSERT', 'UPDATE', 'SNAPSHOT') then new_row end as row_image
-    from source
+    {{ staged_changes_of('orders') }}
 ),
 
 final as (
