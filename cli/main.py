@@ -13,6 +13,7 @@ from cli.exports import EXPORT_COMMANDS
 from cli.local import local
 from cli.pipeline import pipeline
 from cli.simulate import simulate
+from cli.verify import verify
 from connections.errors import AcmeError
 
 
@@ -50,7 +51,7 @@ def acme() -> None:
     """
 
 
-for command in (local, db, capture, pipeline, simulate, demo, docs, *EXPORT_COMMANDS):
+for command in (local, db, capture, pipeline, simulate, verify, demo, docs, *EXPORT_COMMANDS):
     acme.add_command(command)
 
 

@@ -1,0 +1,1 @@
+"""Proof that the warehouse holds what the source holds."""

@@ -1,0 +1,58 @@
+"""`acme verify` passes on a drained pipeline and names the keys of any difference."""
+
+from __future__ import annotations
+
+import json
+
+WORKLOAD = ["simulate", "--orders", "120", "--concurrency", "3", "--seed", "3"]
+
+
+def test_verify_passes_after_the_pipeline_drains(platform):
+    platform.acme(*WORKLOAD)
+    platform.acme("pipeline", "run")
+    result = json.loads(platform.acme("verify", "--json").stdout)
+    assert result["ok"] is True and result["pending_changes"] == 0
+    tables = {table["source_table"]: table for table in result["tables"]}
+    assert set(tables) == {
+        "operations.customers",
+        "operations.products",
+        "operations.orders",
+        "operations.order_items",
+    }
+    assert all(t["source_rows"] == t["warehouse_rows"] > 0 for t in tables.values())
+
+
+def test_verify_names_what_differs(platform):
+    platform.acme(*WORKLOAD)
+    platform.acme("pipeline", "run")
+    platform.analytics(
+        "update analytics.fact_orders set status = 'PENDING', delivery_date = delivery_date "
+        "where order_id = (select min(order_id) from analytics.fact_orders "
+        "where status <> 'PENDING');"
+        "delete from analytics.fact_order_items "
+        "where order_item_id = (select max(order_item_id) from analytics.fact_order_items);"
+    )
+    changed_order = platform.finance(
+        "select min(order_id) from operations.orders where status <> 'PENDING'", fetch=True
+    )[0][0]
+    missing_item = platform.finance(
+        "select max(order_item_id) from operations.order_items", fetch=True
+    )[0][0]
+    result = platform.acme("verify", check=False)
+    assert result.returncode == 1
+    assert f"key {changed_order} has other values" in result.stdout
+    assert f"key {missing_item} missing from the warehouse" in result.stdout
+    assert "verify: the warehouse differs from the source" in result.stderr
+
+
+def test_verify_counts_changes_not_yet_loaded(platform):
+    platform.acme(*WORKLOAD)
+    platform.acme("pipeline", "run")
+    platform.finance(
+        "update operations.customers set customer_name = customer_name || '!' "
+        "where customer_id <= 2"
+    )
+    result = json.loads(platform.acme("verify", "--json", check=False).stdout)
+    assert result["pending_changes"] == 2 and result["ok"] is False
+    platform.acme("pipeline", "run")
+    assert json.loads(platform.acme("verify", "--json").stdout)["ok"] is True
