@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pipeline.dbt_build import DBT_PROJECT_DIR, run_dbt
+from pipeline.dbt_build import dbt_artifacts_dir, run_dbt
 
 
 @click.group()
@@ -14,6 +14,6 @@ def docs() -> None:
 
 @docs.command()
 def generate() -> None:
-    """Write the docs site (index.html, manifest.json, catalog.json) to dbt_project/target/."""
+    """Write the docs site (index.html, manifest.json, catalog.json) to .acme/dbt/target/."""
     run_dbt("docs generate")
-    click.echo(f"docs written to {DBT_PROJECT_DIR / 'target'}; open index.html there")
+    click.echo(f"docs written to {dbt_artifacts_dir() / 'target'}; open index.html there")

@@ -6,11 +6,18 @@ import os
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from connections.errors import PipelineError
-from connections.settings import ANALYTICS, PROJECT_ROOT, dsn_for, parse_uri
+from connections.settings import ANALYTICS, PROJECT_ROOT, dsn_for, parse_uri, state_dir
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+
+def dbt_artifacts_dir() -> Path:
+    """dbt's target and logs, kept with the environment (ACME_HOME) they were built for, so
+    two environments (the demo, a test run) never write over each other's artifacts."""
+    return state_dir() / "dbt"
 
 
 def dbt_environment() -> dict[str, str]:
@@ -22,6 +29,8 @@ def dbt_environment() -> dict[str, str]:
         "DBT_ACME_USER": parts.user,
         "DBT_ENV_SECRET_ACME_PASSWORD": parts.password,
         "DBT_ACME_DBNAME": parts.dbname,
+        "DBT_TARGET_PATH": str(dbt_artifacts_dir() / "target"),
+        "DBT_LOG_PATH": str(dbt_artifacts_dir() / "logs"),
     }
 
 
@@ -61,7 +70,7 @@ def run_dbt(command: str, *extra: str) -> BuildResult:
         failed = [r.node.name for r in node_results if str(r.status) in ("error", "fail")]
         raise PipelineError(
             f"dbt {command} failed ({', '.join(failed) or 'see the output above'}); "
-            f"details in {DBT_PROJECT_DIR / 'logs' / 'dbt.log'}"
+            f"details in {dbt_artifacts_dir() / 'logs' / 'dbt.log'}"
         )
     return BuildResult(seconds, len(node_results))
 

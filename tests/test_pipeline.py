@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -105,9 +106,10 @@ def test_docs_generate(platform):
     platform.finance(ORDERS, (1,))
     platform.acme("pipeline", "run")
     platform.acme("docs", "generate")
-    catalog = json.loads((PROJECT_ROOT / "dbt_project/target/catalog.json").read_text())
+    target = Path(os.environ["ACME_HOME"]) / "dbt" / "target"
+    catalog = json.loads((target / "catalog.json").read_text())
     assert "model.acme.fact_orders" in catalog["nodes"]
-    manifest = json.loads((PROJECT_ROOT / "dbt_project/target/manifest.json").read_text())
+    manifest = json.loads((target / "manifest.json").read_text())
     assert {"exposure.acme.open_orders", "exposure.acme.top_customers"} <= set(
         manifest["exposures"]
     )
