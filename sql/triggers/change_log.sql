@@ -23,8 +23,6 @@ $$;
 
 -- The installing role acts as the loader (SET ROLE) when it loads.
 grant acme_loader to current_user;
--- The loader names the transaction that holds its horizon back, so it sees all sessions.
-grant pg_read_all_stats to acme_loader;
 
 create schema if not exists cdc authorization acme_capture;
 
@@ -42,6 +40,18 @@ create table if not exists cdc.change_log (
 );
 
 alter table cdc.change_log owner to acme_capture;
+
+-- Which change log this is. change_ids are unique within one log; a log dropped and
+-- installed again starts them afresh, so the loader keeps this id with its watermark and
+-- treats a new one like a new server (`acme pipeline resync`).
+create table if not exists cdc.log_identity (
+    singleton boolean primary key default true check (singleton),
+    log_id uuid not null default gen_random_uuid(),
+    created_at timestamptz not null default now()
+);
+
+alter table cdc.log_identity owner to acme_capture;
+insert into cdc.log_identity default values on conflict do nothing;
 
 -- The loader pages through the log by (txid, change_id).
 create index if not exists change_log_txid_change_id_idx on cdc.change_log (txid, change_id);
@@ -61,6 +71,8 @@ $$;
 
 -- One statement-level trigger function for every table and operation: a multi-row
 -- statement writes its changes with one INSERT ... SELECT over the transition tables.
+-- Whole rows are written as alias.*, so a column that shares the alias's name cannot stand
+-- in for the row.
 create or replace function cdc.capture_changes() returns trigger
 language plpgsql security definer
 set search_path = pg_catalog, pg_temp
@@ -72,14 +84,14 @@ begin
     if tg_op = 'INSERT' then
         execute format(
             'insert into cdc.change_log (table_schema, table_name, operation, primary_key, new_row) '
-            'select %L, %L, ''INSERT'', %s, to_jsonb(n) from captured_new_rows as n',
-            tg_table_schema, tg_table_name, cdc.key_expression(key_columns, 'n')
+            'select %L, %L, ''INSERT'', %s, to_jsonb(cdc_new.*) from captured_new_rows as cdc_new',
+            tg_table_schema, tg_table_name, cdc.key_expression(key_columns, 'cdc_new')
         );
     elsif tg_op = 'DELETE' then
         execute format(
             'insert into cdc.change_log (table_schema, table_name, operation, primary_key, old_row) '
-            'select %L, %L, ''DELETE'', %s, to_jsonb(o) from captured_old_rows as o',
-            tg_table_schema, tg_table_name, cdc.key_expression(key_columns, 'o')
+            'select %L, %L, ''DELETE'', %s, to_jsonb(cdc_old.*) from captured_old_rows as cdc_old',
+            tg_table_schema, tg_table_name, cdc.key_expression(key_columns, 'cdc_old')
         );
     elsif tg_op = 'UPDATE' then
         -- Old and new images are paired by key; an update that moves a row to another key
@@ -88,13 +100,14 @@ begin
             'insert into cdc.change_log '
             '(table_schema, table_name, operation, primary_key, old_row, new_row) '
             'select %L, %L, '
-            'case when n.%I is null then ''DELETE'' when o.%I is null then ''INSERT'' '
-            'else ''UPDATE'' end, '
-            'case when n.%I is null then %s else %s end, to_jsonb(o), to_jsonb(n) '
-            'from captured_old_rows as o full join captured_new_rows as n on %s',
+            'case when cdc_new.%I is null then ''DELETE'' '
+            'when cdc_old.%I is null then ''INSERT'' else ''UPDATE'' end, '
+            'case when cdc_new.%I is null then %s else %s end, '
+            'to_jsonb(cdc_old.*), to_jsonb(cdc_new.*) '
+            'from captured_old_rows as cdc_old full join captured_new_rows as cdc_new on %s',
             tg_table_schema, tg_table_name, key_columns[1], key_columns[1], key_columns[1],
-            cdc.key_expression(key_columns, 'o'), cdc.key_expression(key_columns, 'n'),
-            (select string_agg(format('o.%I = n.%I', col, col), ' and ')
+            cdc.key_expression(key_columns, 'cdc_old'), cdc.key_expression(key_columns, 'cdc_new'),
+            (select string_agg(format('cdc_old.%I = cdc_new.%I', col, col), ' and ')
              from unnest(key_columns) as col)
         );
     elsif tg_op = 'TRUNCATE' then
@@ -108,13 +121,34 @@ $$;
 alter function cdc.capture_changes() owner to acme_capture;
 revoke all on function cdc.capture_changes() from public;
 
--- Starts capturing one table: four triggers, then a snapshot of the rows it holds. Run by
--- the table's owner inside one transaction: CREATE TRIGGER locks out writers until commit,
--- so the snapshot is exactly the committed state and every later write is captured with
--- a higher change_id. A snapshot replaces what the warehouse knew of the table, so it is
--- written as a TRUNCATE followed by one SNAPSHOT change per row. Returns the number of rows
--- snapshotted, or null when the table was already captured (then it does nothing).
-create or replace function cdc.start_capture(target regclass) returns bigint
+-- The primary-key columns of a table, in key order; capture needs a key to identify rows.
+create or replace function cdc.key_columns(target regclass) returns text[]
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    key_columns text[];
+begin
+    select array_agg(a.attname::text order by k.ordinality) into key_columns
+    from pg_index as i
+    cross join lateral unnest(i.indkey) with ordinality as k (attnum, ordinality)
+    inner join pg_attribute as a on i.indrelid = a.attrelid and k.attnum = a.attnum
+    where i.indrelid = target and i.indisprimary;
+
+    if key_columns is null then
+        raise exception '% has no primary key; capture needs one to identify rows', target
+            using errcode = 'invalid_table_definition';
+    end if;
+    return key_columns;
+end;
+$$;
+
+-- Writes a snapshot of one captured table: a TRUNCATE change, then one SNAPSHOT change per
+-- row, so the warehouse replaces what it knew of the table. The caller holds a lock that
+-- keeps writers out until commit (CREATE TRIGGER's, or `acme pipeline resync`'s SHARE lock),
+-- so the snapshot is the committed state and every later write gets a higher change_id.
+-- Returns the number of rows snapshotted.
+create or replace function cdc.snapshot_table(target regclass) returns bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
@@ -122,13 +156,36 @@ declare
     table_schema text;
     table_name text;
     key_columns text[];
-    key_list text;
     snapshotted bigint;
 begin
     select n.nspname, c.relname into table_schema, table_name
-    from pg_class as c join pg_namespace as n on n.oid = c.relnamespace
+    from pg_class as c inner join pg_namespace as n on c.relnamespace = n.oid
     where c.oid = target;
 
+    key_columns := cdc.key_columns(target);
+
+    insert into cdc.change_log (table_schema, table_name, operation)
+    values (table_schema, table_name, 'TRUNCATE');
+    execute format(
+        'insert into cdc.change_log (table_schema, table_name, operation, primary_key, new_row) '
+        'select %L, %L, ''SNAPSHOT'', %s, to_jsonb(cdc_row.*) from %s as cdc_row',
+        table_schema, table_name, cdc.key_expression(key_columns, 'cdc_row'), target
+    );
+    get diagnostics snapshotted = row_count;
+    return snapshotted;
+end;
+$$;
+
+-- Starts capturing one table: four triggers, then a snapshot of the rows it holds (the
+-- triggers' lock keeps writers out until commit). Run by the table's owner. Returns the
+-- number of rows snapshotted, or null when the table was already captured (a no-op).
+create or replace function cdc.start_capture(target regclass) returns bigint
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    key_list text;
+begin
     if exists (
         select from pg_trigger
         where tgrelid = target and tgname = 'acme_capture_insert'
@@ -136,19 +193,9 @@ begin
         return null;
     end if;
 
-    select array_agg(a.attname::text order by k.ordinality) into key_columns
-    from pg_index as i
-    cross join lateral unnest(i.indkey) with ordinality as k (attnum, ordinality)
-    join pg_attribute as a on a.attrelid = i.indrelid and a.attnum = k.attnum
-    where i.indrelid = target and i.indisprimary;
-
-    if key_columns is null then
-        raise exception 'table %.% has no primary key; capture needs one to identify rows',
-            table_schema, table_name
-            using errcode = 'invalid_table_definition';
-    end if;
-
-    key_list := (select string_agg(quote_literal(col), ', ') from unnest(key_columns) as col);
+    key_list := (
+        select string_agg(quote_literal(col), ', ') from unnest(cdc.key_columns(target)) as col
+    );
 
     execute format(
         'create trigger acme_capture_insert after insert on %s '
@@ -166,15 +213,7 @@ begin
         'create trigger acme_capture_truncate after truncate on %s '
         'for each statement execute function cdc.capture_changes(%s)', target, key_list);
 
-    insert into cdc.change_log (table_schema, table_name, operation)
-    values (table_schema, table_name, 'TRUNCATE');
-    execute format(
-        'insert into cdc.change_log (table_schema, table_name, operation, primary_key, new_row) '
-        'select %L, %L, ''SNAPSHOT'', %s, to_jsonb(s) from %s as s',
-        table_schema, table_name, cdc.key_expression(key_columns, 's'), target
-    );
-    get diagnostics snapshotted = row_count;
-    return snapshotted;
+    return cdc.snapshot_table(target);
 end;
 $$;
 
@@ -212,7 +251,21 @@ where t.tgname = 'acme_capture_insert';
 
 alter view cdc.captured_tables owner to acme_capture;
 
+-- How far the log has been pruned: the highest (txid, change_id) removed. A warehouse whose
+-- watermark is below it (restored from an old backup) has lost changes, and the loader says
+-- so instead of loading around the gap.
+create table if not exists cdc.prune_state (
+    singleton boolean primary key default true check (singleton),
+    pruned_through_txid xid8 not null,
+    pruned_through_change_id bigint not null,
+    pruned_at timestamptz not null default now()
+);
+
+alter table cdc.prune_state owner to acme_capture;
+
 -- The loader reads and prunes the log and nothing else.
 grant usage on schema cdc to acme_loader;
 grant select, delete on cdc.change_log to acme_loader;
+grant select, insert, update on cdc.prune_state to acme_loader;
+grant select on cdc.log_identity to acme_loader;
 grant select on cdc.captured_tables to acme_loader;
