@@ -25,8 +25,16 @@ class PipelineError(AcmeError):
     """The loader or the dbt build cannot go on."""
 
 
+class LoaderBusy(PipelineError):
+    """Another loader holds analytics_db's loader lock; waiting and retrying is right."""
+
+
 class SourceReplaced(PipelineError):
     """finance_db is not the server the watermark was taken from."""
+
+
+class ChangesPruned(PipelineError):
+    """Changes the warehouse has not landed were pruned from the change log."""
 
 
 class ExportError(AcmeError):

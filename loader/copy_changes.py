@@ -18,11 +18,18 @@ from psycopg2 import errors
 from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ
 
 from connections.connect import connect
-from connections.errors import PipelineError
+from connections.errors import LoaderBusy, PipelineError
 from connections.settings import ANALYTICS, FINANCE
 from loader.capture import require_installed
 from loader.staging import ensure_staging
-from loader.watermark import Watermark, check_same_source, read_watermark, write_watermark
+from loader.watermark import (
+    Watermark,
+    check_nothing_pruned_past,
+    check_same_source,
+    read_watermark,
+    source_identity,
+    write_watermark,
+)
 
 DEFAULT_BATCH_SIZE = 50_000
 # One loader at a time: load ids must commit in the order they are handed out.
@@ -40,6 +47,7 @@ copy (
     from cdc.change_log
     where (txid, change_id) > ({last_txid}::text::xid8, {last_change_id}::bigint)
       and txid < {horizon}::text::xid8
+      and change_id >= {change_id_floor}::bigint
     order by txid, change_id
     limit {limit}
 ) to stdout
@@ -54,6 +62,12 @@ class LoadResult:
     seconds: float = 0.0
     load_ids: list[int] = field(default_factory=list)
 
+    def add(self, watermark: Watermark, load_id: int, changes: int) -> Watermark:
+        self.changes += changes
+        self.batches += 1
+        self.load_ids.append(load_id)
+        return watermark
+
     @property
     def changes_per_second(self) -> float:
         return self.changes / self.seconds if self.seconds > 0 else 0.0
@@ -64,7 +78,8 @@ def load_changes(
     max_batches: int | None = None,
     progress: Callable[[LoadResult], None] | None = None,
 ) -> LoadResult:
-    """Lands every committed change below the horizon, or the first max_batches pages."""
+    """Lands every committed change below the horizon, or the first max_batches pages and
+    the rest of the transaction the last of them ends in."""
     started = time.monotonic()
     target = connect(ANALYTICS, application_name="acme loader")
     source = connect(FINANCE, application_name="acme loader")
@@ -75,27 +90,30 @@ def load_changes(
         with source.cursor() as src:
             require_installed(src)
             src.execute("set role acme_loader")
-            src.execute(
-                "select pg_snapshot_xmin(pg_current_snapshot())::text::bigint, "
-                "system_identifier::text from pg_control_system()"
-            )
-            horizon, system_identifier = src.fetchone()
+            src.execute("select pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+            horizon = src.fetchone()[0]
+            identity = source_identity(src)
             result = LoadResult(horizon_txid=horizon)
             with target.cursor() as dst:
                 watermark = read_watermark(dst)
-            check_same_source(watermark, system_identifier)
-            watermark = watermark or Watermark(system_identifier, 0, 0)
+            check_same_source(watermark, identity)
+            watermark = watermark or Watermark(identity, 0, 0)
+            check_nothing_pruned_past(watermark, src)
             while True:
                 landed = copy_page(src, target, watermark, horizon, batch_size)
                 if landed is None:
                     break
-                watermark, load_id, count = landed
-                result.changes += count
-                result.batches += 1
-                result.load_ids.append(load_id)
+                watermark = result.add(*landed)
                 if progress:
                     progress(result)
-                if count < batch_size or result.batches == max_batches:
+                if landed[2] < batch_size:
+                    break
+                if result.batches == max_batches:
+                    # Stop on a transaction boundary, so no build sees half a transaction:
+                    # land the rest of the last one, all below the horizon of its txid + 1.
+                    rest = copy_page(src, target, watermark, watermark.last_txid + 1, None)
+                    if rest is not None:
+                        watermark = result.add(*rest)
                     break
             if result.batches == 0:
                 with target, target.cursor() as dst:
@@ -108,8 +126,9 @@ def load_changes(
     return result
 
 
-def copy_page(src, target, watermark: Watermark, horizon: int, limit: int):
-    """Lands one page; returns (new watermark, load id, changes) or None when there is none."""
+def copy_page(src, target, watermark: Watermark, horizon: int, limit: int | None):
+    """Lands one page (limit None: all of it); returns (new watermark, load id, changes), or
+    None when there is nothing to land."""
     with target, target.cursor() as dst:
         dst.execute("select nextval(pg_get_serial_sequence('staging.load_batches', 'load_id'))")
         load_id = dst.fetchone()[0]
@@ -119,8 +138,9 @@ def copy_page(src, target, watermark: Watermark, horizon: int, limit: int):
                 load_id=int(load_id),
                 last_txid=int(watermark.last_txid),
                 last_change_id=int(watermark.last_change_id),
+                change_id_floor=int(watermark.change_id_floor),
                 horizon=int(horizon),
-                limit=int(limit),
+                limit="all" if limit is None else int(limit),
             ),
             page,
         )
@@ -146,9 +166,7 @@ def copy_page(src, target, watermark: Watermark, horizon: int, limit: int):
             "last_change_id, horizon_txid) overriding system value values (%s, %s, %s, %s, %s)",
             (load_id, lines, int(first), int(last_change_id), horizon),
         )
-        new_watermark = Watermark(
-            watermark.source_system_identifier, int(last_txid), int(last_change_id)
-        )
+        new_watermark = watermark.advanced_to(int(last_txid), int(last_change_id))
         write_watermark(dst, new_watermark)
     return new_watermark, load_id, lines
 
@@ -158,7 +176,7 @@ def hold_loader_lock(target) -> None:
     with target, target.cursor() as dst:
         dst.execute("select pg_try_advisory_lock(%s)", (LOADER_LOCK_KEY,))
         if not dst.fetchone()[0]:
-            raise PipelineError(
+            raise LoaderBusy(
                 "another loader is running against analytics_db (for example "
                 "`acme pipeline run --follow`): let it finish or stop it, then try again"
             )

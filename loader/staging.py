@@ -6,8 +6,14 @@ from loader.sql_files import apply_sql_file
 
 
 def ensure_staging(conn) -> None:
-    """Creates the staging tables when missing; committed at once so readers see them."""
+    """Creates or upgrades the staging tables when needed; committed at once.
+
+    Checked first rather than applied every time: ALTER TABLE would lock load_state on each
+    cycle even when there is nothing to change."""
     with conn, conn.cursor() as cur:
-        cur.execute("select to_regclass('staging.load_state') is not null")
+        cur.execute(
+            "select count(*) = 1 from information_schema.columns where table_schema = 'staging'"
+            " and table_name = 'load_state' and column_name = 'change_id_floor'"
+        )
         if not cur.fetchone()[0]:
             apply_sql_file(cur, "staging/change_log.sql")

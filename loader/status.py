@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass, field
 from connections.connect import connect
 from connections.settings import ANALYTICS, FINANCE
 from loader.capture import require_installed
-from loader.watermark import read_watermark
+from loader.lag import unloaded_changes
+from loader.watermark import read_watermark, source_identity
 
 WAREHOUSE_TABLES = (
     "analytics.dim_customers",
@@ -63,26 +64,14 @@ def pipeline_status() -> PipelineStatus:
                     status.rows_per_table[table] = None
         with finance, finance.cursor() as cur:
             require_installed(cur)
-            cur.execute(
-                "select pg_snapshot_xmin(pg_current_snapshot())::text::bigint, "
-                "system_identifier::text from pg_control_system()"
-            )
-            status.horizon_txid, system_identifier = cur.fetchone()
-            last_txid = watermark.last_txid if watermark else 0
-            last_change_id = watermark.last_change_id if watermark else 0
+            cur.execute("select pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+            status.horizon_txid = cur.fetchone()[0]
+            identity = source_identity(cur)
             if watermark:
                 status.watermark_txid = watermark.last_txid
                 status.watermark_change_id = watermark.last_change_id
-                status.source_matches_watermark = (
-                    watermark.source_system_identifier == system_identifier
-                )
-            cur.execute(
-                "select count(*), coalesce(extract(epoch from now() - min(changed_at)), 0) "
-                "from cdc.change_log where (txid, change_id) > (%s::text::xid8, %s)",
-                (last_txid, last_change_id),
-            )
-            status.lag_changes, lag_seconds = cur.fetchone()
-            status.lag_seconds = round(float(lag_seconds), 3)
+                status.source_matches_watermark = watermark.source_system_identifier == identity
+            status.lag_changes, status.lag_seconds = unloaded_changes(cur, watermark)
             status.oldest_open_transaction = oldest_open_transaction(cur)
     finally:
         analytics.close()

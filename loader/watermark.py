@@ -1,11 +1,12 @@
 """The loader's watermark in analytics_db: the (txid, change_id) cursor of the last change
-landed, and the identity of the source server whose transaction ids it counts."""
+landed, the identity of the source it counts in (server and change log), and the change_id
+floor below which changes are superseded by a resync's snapshot."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from connections.errors import SourceReplaced
+from connections.errors import ChangesPruned, SourceReplaced
 
 
 @dataclass(frozen=True)
@@ -13,11 +14,16 @@ class Watermark:
     source_system_identifier: str
     last_txid: int
     last_change_id: int
+    change_id_floor: int = 0
+
+    def advanced_to(self, txid: int, change_id: int) -> Watermark:
+        return Watermark(self.source_system_identifier, txid, change_id, self.change_id_floor)
 
 
 def read_watermark(cur) -> Watermark | None:
     cur.execute(
-        "select source_system_identifier, last_txid, last_change_id from staging.load_state"
+        "select source_system_identifier, last_txid, last_change_id, change_id_floor "
+        "from staging.load_state"
     )
     row = cur.fetchone()
     return Watermark(*row) if row else None
@@ -27,25 +33,62 @@ def write_watermark(cur, watermark: Watermark) -> None:
     cur.execute(
         """
         insert into staging.load_state as s
-            (source_system_identifier, last_txid, last_change_id, updated_at)
-        values (%s, %s, %s, now())
+            (source_system_identifier, last_txid, last_change_id, change_id_floor, updated_at)
+        values (%s, %s, %s, %s, now())
         on conflict (singleton) do update set
             source_system_identifier = excluded.source_system_identifier,
             last_txid = excluded.last_txid,
             last_change_id = excluded.last_change_id,
+            change_id_floor = excluded.change_id_floor,
             updated_at = excluded.updated_at
         """,
-        (watermark.source_system_identifier, watermark.last_txid, watermark.last_change_id),
+        (
+            watermark.source_system_identifier,
+            watermark.last_txid,
+            watermark.last_change_id,
+            watermark.change_id_floor,
+        ),
     )
 
 
-def check_same_source(watermark: Watermark | None, source_system_identifier: str) -> None:
-    """Transaction ids belong to one server: after a restore into a new server they start
-    again below the stored cursor, and comparing them would skip changes."""
-    if watermark and watermark.source_system_identifier != source_system_identifier:
+def source_identity(source_cur) -> str:
+    """The server (its system identifier) and the change log (its id) the cursor counts in.
+
+    Transaction ids belong to one server, and change_ids to one change log: after a restore
+    into a new server, or a log dropped and installed again, they start again below the
+    stored cursor, and comparing them with it would skip or collide."""
+    source_cur.execute(
+        "select system_identifier::text || '/' || (select log_id::text from cdc.log_identity)"
+        " from pg_control_system()"
+    )
+    return source_cur.fetchone()[0]
+
+
+def check_same_source(watermark: Watermark | None, identity: str) -> None:
+    if watermark and watermark.source_system_identifier != identity:
         raise SourceReplaced(
-            "finance_db is not the server the watermark was taken from (system identifier "
-            f"{source_system_identifier}, watermark from {watermark.source_system_identifier}):"
-            " its transaction ids cannot be compared with the watermark, so nothing was "
+            "finance_db is not the server and change log the watermark was taken from "
+            f"({identity}, watermark from {watermark.source_system_identifier}): restored "
+            "into a new server, or capture was installed afresh. Nothing was loaded; "
+            "re-snapshot the source with `acme pipeline resync`"
+        )
+
+
+def check_nothing_pruned_past(watermark: Watermark, source_cur) -> None:
+    """Pruning removes only changes the warehouse had landed. A watermark below what was
+    pruned (the warehouse was restored from an older backup) means changes are gone."""
+    source_cur.execute(
+        "select pruned_through_txid::text::bigint, pruned_through_change_id from cdc.prune_state"
+    )
+    pruned = source_cur.fetchone()
+    if pruned is None:
+        return
+    pruned_txid, pruned_change_id = pruned
+    behind = (pruned_txid, pruned_change_id) > (watermark.last_txid, watermark.last_change_id)
+    if behind and pruned_change_id >= watermark.change_id_floor:
+        raise ChangesPruned(
+            f"the change log was pruned through change {pruned_change_id}, past the "
+            f"warehouse's watermark (change {watermark.last_change_id}): the changes between "
+            "are gone (was analytics_db restored from an older backup?), so nothing was "
             "loaded; re-snapshot the source with `acme pipeline resync`"
         )

@@ -16,6 +16,8 @@ from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ
 from connections.connect import connect
 from connections.settings import ANALYTICS, FINANCE
 from loader.capture import require_installed
+from loader.lag import unloaded_changes
+from loader.watermark import read_watermark
 
 # The current-state table the dbt marts keep for each captured source table.
 WAREHOUSE_TABLES = {
@@ -86,16 +88,8 @@ def pending_changes(source_cur, warehouse) -> int:
     """Committed changes not yet landed: a difference is expected until they are."""
     with warehouse.cursor() as cur:
         cur.execute("select to_regclass('staging.load_state') is not null")
-        if not cur.fetchone()[0]:
-            last = (0, 0)
-        else:
-            cur.execute("select last_txid, last_change_id from staging.load_state")
-            last = cur.fetchone() or (0, 0)
-    source_cur.execute(
-        "select count(*) from cdc.change_log where (txid, change_id) > (%s::text::xid8, %s)",
-        last,
-    )
-    return source_cur.fetchone()[0]
+        watermark = read_watermark(cur) if cur.fetchone()[0] else None
+    return unloaded_changes(source_cur, watermark)[0]
 
 
 def compare_table(source, warehouse, table: tuple[str, str]) -> TableResult:

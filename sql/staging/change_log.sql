@@ -42,6 +42,9 @@ create table if not exists staging.load_state (
     updated_at timestamptz not null default now()
 );
 
+-- Changes below this change_id are superseded by a resync's snapshot and are not landed.
+alter table staging.load_state add column if not exists change_id_floor bigint not null default 0;
+
 -- Readers of the reports get this role and nothing else (dbt grants it on reports.*).
 do $$
 begin
