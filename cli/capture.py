@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from loader import capture as capture_service
+from loader.prune import prune as prune_service
 
 
 @click.group()
@@ -60,3 +61,38 @@ def status() -> None:
             else ""
         )
     )
+
+
+class Duration(click.ParamType):
+    """A period such as 30s, 15m, 12h or 7d, in seconds."""
+
+    name = "duration"
+    UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int | float):
+            return float(value)
+        text = str(value).strip().lower()
+        if len(text) > 1 and text[-1] in self.UNITS and text[:-1].isdigit():
+            return float(int(text[:-1]) * self.UNITS[text[-1]])
+        self.fail(f"{value!r} is not a period like 30s, 15m, 12h or 7d", param, ctx)
+
+
+@capture.command()
+@click.option(
+    "--older-than",
+    "retention",
+    type=Duration(),
+    default="7d",
+    show_default=True,
+    help="Keep changes younger than this (30s, 15m, 12h, 7d).",
+)
+def prune(retention: float) -> None:
+    """Remove changes the warehouse has loaded and that are older than the retention.
+
+    Never removes a change above the warehouse's watermark, so nothing not yet loaded is
+    lost; the staged history in analytics_db keeps every change. Safe to run on a schedule.
+    """
+    result = prune_service(retention)
+    through = f" (through change {result.through_change_id})" if result.pruned else ""
+    click.echo(f"pruned {result.pruned} changes{through}; {result.kept} remain in the change log")

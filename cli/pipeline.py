@@ -7,6 +7,7 @@ import json
 import click
 
 from loader.copy_changes import DEFAULT_BATCH_SIZE
+from loader.resync import resync as resync_source
 from loader.status import pipeline_status
 from pipeline.cycle import follow as follow_cycles
 from pipeline.cycle import run_cycle
@@ -106,3 +107,22 @@ def status(as_json: bool) -> None:
         click.echo("last load: never")
     for table, rows in result.rows_per_table.items():
         click.echo(f"  {table}: {'not built' if rows is None else f'{rows} rows'}")
+
+
+@pipeline.command()
+def resync() -> None:
+    """Re-snapshot every captured table when the change log cannot catch the warehouse up.
+
+    Needed when `pipeline run` says changes were pruned past the watermark (analytics_db was
+    restored from an older backup) or that finance_db is a different server (restored into
+    a new one). Writers are locked out of the captured tables for the snapshot's duration.
+    Then run `acme pipeline run`.
+    """
+    result = resync_source()
+    for table, rows in result.snapshotted.items():
+        click.echo(f"{table}: snapshot of {rows} rows")
+    origin = "a new source server" if result.source_changed else "the same source server"
+    click.echo(
+        f"watermark reset for {origin}; changes below {result.change_id_floor} are superseded "
+        "by the snapshot. Run `acme pipeline run` to load it."
+    )

@@ -3,42 +3,32 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
+import click
 import pytest
 
+from cli.main import acme
 from tests.conftest import ACME, PROJECT_ROOT, free_port
 
-COMMANDS = [
-    (),
-    ("local",),
-    ("local", "up"),
-    ("local", "down"),
-    ("local", "status"),
-    ("local", "env"),
-    ("db",),
-    ("db", "check"),
-    ("db", "init"),
-    ("capture",),
-    ("capture", "install"),
-    ("capture", "uninstall"),
-    ("capture", "status"),
-    ("pipeline",),
-    ("pipeline", "run"),
-    ("pipeline", "status"),
-    ("simulate",),
-    ("demo",),
-    ("open_orders",),
-    ("top_delivery_dates",),
-    ("pending_items",),
-    ("top_customers",),
-]
+
+def command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command and group of the CLI, so a new one cannot miss its help test."""
+    paths = [prefix]
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            paths += command_paths(command, (*prefix, name))
+        else:
+            paths.append((*prefix, name))
+    return paths
+
+
+COMMANDS = command_paths(acme)
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "acme")
 def test_every_command_has_help(command):
-    import subprocess
-
     result = subprocess.run(
         [*ACME, *command, "--help"], cwd=PROJECT_ROOT, capture_output=True, text=True
     )

@@ -83,3 +83,21 @@ def test_batches_commit_with_their_watermark(platform):
         fetch=True,
     )[0][0]
     assert watermark == last_in_log
+
+
+def test_max_batches_stops_on_a_transaction_boundary(platform):
+    platform.finance(
+        "insert into operations.customers (customer_name) "
+        "select 'customer ' || n from generate_series(1, 5) as n"
+    )
+
+    def customers() -> int:
+        return platform.analytics("select count(*) from analytics.dim_customers", fetch=True)[0][0]
+
+    # Page one holds 3 of capture install's 4 truncate markers: the 4th, of the same
+    # transaction, lands with it; the customers' transaction waits whole for the next run.
+    platform.acme("pipeline", "run", "--batch-size", "3", "--max-batches", "1")
+    assert customers() == 0
+    platform.acme("pipeline", "run", "--batch-size", "3", "--max-batches", "1")
+    assert customers() == 5
+    assert staged_counts(platform) == (9, 9)

@@ -1,0 +1,97 @@
+"""`acme pipeline resync`: re-snapshots every captured table, for when the change log cannot
+bring the warehouse up to date: changes since its watermark were pruned, or finance_db was
+restored into a new server whose transaction ids cannot be compared with the watermark.
+
+On the source, in one transaction with writers locked out: the change sequence is moved
+above every change_id already staged (a restored server's sequence may be behind), and each
+table gets a TRUNCATE and one SNAPSHOT change per row. The watermark then takes the source's
+identity and a change_id floor, the snapshot's first change: anything below it is
+superseded by the snapshot and is never landed. The next `acme pipeline run` converges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg2 import errors, sql
+
+from connections.connect import connect
+from connections.errors import PipelineError
+from connections.settings import ANALYTICS, FINANCE
+from loader.capture import require_installed
+from loader.copy_changes import hold_loader_lock
+from loader.staging import ensure_staging
+from loader.watermark import Watermark, read_watermark, source_identity, write_watermark
+
+LOCK_TIMEOUT = "10s"
+
+
+@dataclass(frozen=True)
+class ResyncResult:
+    snapshotted: dict[str, int]
+    change_id_floor: int
+    source_changed: bool
+
+
+def resync() -> ResyncResult:
+    analytics = connect(ANALYTICS, application_name="acme pipeline resync")
+    finance = connect(FINANCE, application_name="acme pipeline resync")
+    try:
+        ensure_staging(analytics)
+        hold_loader_lock(analytics)
+        with analytics, analytics.cursor() as cur:
+            watermark = read_watermark(cur)
+            cur.execute("select coalesce(max(change_id), 0) from staging.change_log")
+            highest_staged = cur.fetchone()[0]
+        snapshotted, floor, identity = snapshot_source(finance, highest_staged)
+        source_changed = watermark is None or watermark.source_system_identifier != identity
+        # A new server's transaction ids start afresh: page through its whole log again
+        # (the floor keeps out everything before the snapshot).
+        cursor = (0, 0) if source_changed else (watermark.last_txid, watermark.last_change_id)
+        with analytics, analytics.cursor() as cur:
+            write_watermark(cur, Watermark(identity, *cursor, floor))
+    finally:
+        analytics.close()
+        finance.close()
+    return ResyncResult(snapshotted, floor, source_changed)
+
+
+def snapshot_source(finance, highest_staged: int) -> tuple[dict[str, int], int, str]:
+    try:
+        with finance, finance.cursor() as cur:
+            require_installed(cur)
+            cur.execute(f"set local lock_timeout = '{LOCK_TIMEOUT}'")
+            cur.execute("select table_schema, table_name from cdc.captured_tables order by 1, 2")
+            tables = cur.fetchall()
+            if not tables:
+                raise PipelineError(
+                    "no table is captured on finance_db: run `acme capture install`"
+                )
+            for table in tables:
+                cur.execute(sql.SQL("lock table {} in share mode").format(sql.Identifier(*table)))
+            # Above every staged change_id, so the snapshot outranks all the warehouse holds;
+            # the first snapshot change is then the next number: the floor.
+            cur.execute(
+                """
+                select setval(sequence_name, greatest(
+                    %s, coalesce(pg_sequence_last_value(sequence_name::regclass), 0), 1
+                ))
+                from pg_get_serial_sequence('cdc.change_log', 'change_id') as sequence_name
+                """,
+                (highest_staged,),
+            )
+            floor = cur.fetchone()[0] + 1
+            snapshotted = {}
+            for schema, name in tables:
+                cur.execute(
+                    "select cdc.snapshot_table(format('%%I.%%I', %s, %s)::regclass)",
+                    (schema, name),
+                )
+                snapshotted[f"{schema}.{name}"] = cur.fetchone()[0]
+            identity = source_identity(cur)
+    except errors.LockNotAvailable as exc:
+        raise PipelineError(
+            f"resync waited {LOCK_TIMEOUT} for a table lock held by another transaction: "
+            "finish or cancel it (`acme pipeline status` names it) and try again"
+        ) from exc
+    return snapshotted, floor, identity
