@@ -81,6 +81,12 @@ def write_atomically(cur, query: str, target: Path) -> int:
             os.fsync(out.fileno())
         os.chmod(temporary, 0o644)
         os.replace(temporary, target)
+    except OSError as exc:
+        Path(temporary).unlink(missing_ok=True)
+        raise ExportError(
+            f"cannot write {target} ({exc.strerror or exc}): nothing was written; free space "
+            "or choose another --output path"
+        ) from exc
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

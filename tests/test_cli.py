@@ -116,3 +116,18 @@ def test_bare_file_name_goes_to_the_export_folder(platform):
     expected = os.path.join(os.environ["ACME_EXPORT_DIR"], "bare.csv")
     assert f"wrote 0 rows to {expected}" in result.stdout
     assert Path(expected).read_text() == "order_id,customer_id,order_date,delivery_date,status\n"
+
+
+def test_failed_write_midway_leaves_no_file(platform, tmp_path):
+    platform.acme("simulate", "--orders", "300", "--seed", "5")
+    platform.acme("pipeline", "run")
+    out = tmp_path / "big.csv"
+    # A file-size limit of 1 KiB makes the write fail part of the way through the COPY.
+    result = subprocess.run(
+        ["bash", "-c", f"ulimit -f 1; exec {' '.join(ACME)} open_orders --output {out}"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert_one_clear_line(result, "cannot write", "nothing was written")
+    assert os.listdir(tmp_path) == []
