@@ -26,10 +26,9 @@ class AcmeGroup(click.Group):
         except AcmeError as exc:
             raise click.ClickException(str(exc)) from exc
         except psycopg2.Error as exc:
-            message = (exc.pgerror or str(exc)).strip().splitlines()
-            raise click.ClickException(
-                f"database error: {message[0] if message else type(exc).__name__}"
-            ) from exc
+            primary = getattr(exc.diag, "message_primary", None)
+            fallback = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise click.ClickException(f"database error: {primary or fallback}") from exc
 
 
 @click.group(cls=AcmeGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -44,7 +44,7 @@ def install(tables: list[str] | None = None) -> list[TableCapture]:
                     "(`acme db init` creates the demo schema) or name them with --table"
                 )
             results = []
-            for table in targets:
+            for table in [resolve_table(cur, name) for name in targets]:
                 cur.execute("select cdc.start_capture(%s::regclass)", (table,))
                 results.append(TableCapture(table, cur.fetchone()[0]))
             return results
@@ -53,12 +53,60 @@ def install(tables: list[str] | None = None) -> list[TableCapture]:
             f"capture install waited {LOCK_TIMEOUT} for a table lock held by another "
             "transaction: finish or cancel it (see `acme pipeline status`) and try again"
         ) from exc
-    except (errors.UndefinedTable, errors.InvalidSchemaName) as exc:
-        raise CaptureNotInstalled(f"cannot capture: {first_line(exc)}") from exc
     except errors.InvalidTableDefinition as exc:
         raise CaptureNotInstalled(first_line(exc)) from exc
     finally:
         conn.close()
+
+
+# Tables capture must never be pointed at: the change log itself (its trigger would write
+# into the table that fires it) and the server's own catalogs.
+UNCAPTURABLE_SCHEMAS = ("cdc", "pg_catalog", "information_schema", "pg_toast")
+TABLE_KINDS = {"r": "table", "p": "partitioned table"}
+RELATION_KINDS = {
+    "i": "an index",
+    "I": "an index",
+    "S": "a sequence",
+    "v": "a view",
+    "m": "a materialized view",
+    "c": "a composite type",
+    "f": "a foreign table",
+}
+
+
+def resolve_table(cur, name: str) -> str:
+    """The table a --table name means, as schema.table, or CaptureNotInstalled saying why not.
+
+    The name reaches the server only as a bound parameter cast to regclass, so whatever it
+    holds is parsed as a name and never run as SQL.
+    """
+    try:
+        cur.execute(
+            "select n.nspname::text, c.relname::text, c.relkind::text, "
+            "format('%%I.%%I', n.nspname, c.relname) "
+            "from pg_class as c inner join pg_namespace as n on c.relnamespace = n.oid "
+            "where c.oid = %s::regclass",
+            (name,),
+        )
+    except (errors.InvalidName, errors.SyntaxError, errors.FeatureNotSupported) as exc:
+        raise CaptureNotInstalled(
+            f"cannot capture {name!r}: not a table name ({first_line(exc)}); "
+            "name a table as schema.table"
+        ) from exc
+    except (errors.UndefinedTable, errors.InvalidSchemaName) as exc:
+        raise CaptureNotInstalled(f"cannot capture {name!r}: {first_line(exc)}") from exc
+    schema, _table, kind, qualified = cur.fetchone()
+    if kind not in TABLE_KINDS:
+        raise CaptureNotInstalled(
+            f"cannot capture {qualified}: it is {RELATION_KINDS.get(kind, 'not a table')}, "
+            "and capture works on tables"
+        )
+    if schema in UNCAPTURABLE_SCHEMAS or schema.startswith(("pg_temp_", "pg_toast_temp_")):
+        raise CaptureNotInstalled(
+            f"cannot capture {qualified}: tables of schema {schema} belong to "
+            + ("the change capture itself" if schema == "cdc" else "the server")
+        )
+    return qualified
 
 
 def uninstall(purge: bool = False) -> list[str]:

@@ -72,7 +72,7 @@ class Platform:
 
     def export(self, report: str, path: Path, *extra: str) -> str:
         self.acme(report, "--output", str(path), *extra)
-        return path.read_text()
+        return path.read_bytes().decode()  # as written: read_text() would turn \r\n into \n
 
 
 def run_sql(uri: str, sql: str, params=None, fetch: bool = False):
