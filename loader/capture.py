@@ -8,12 +8,12 @@ import psycopg2
 from psycopg2 import errors
 
 from connections.connect import connect
-from connections.errors import CaptureNotInstalled, PipelineError
+from connections.errors import CaptureNotInstalled
 from connections.settings import FINANCE
+from loader.locking import retry_on_lock_conflict, set_short_lock_wait
 from loader.sql_files import apply_sql_file
 
 DEFAULT_SCHEMA = "operations"
-LOCK_TIMEOUT = "10s"
 
 
 @dataclass(frozen=True)
@@ -32,10 +32,14 @@ def install(tables: list[str] | None = None) -> list[TableCapture]:
 
     One transaction: either every table is captured with its snapshot, or nothing changes.
     """
+    return retry_on_lock_conflict(lambda: install_once(tables), "capture install")
+
+
+def install_once(tables: list[str] | None) -> list[TableCapture]:
     conn = connect(FINANCE, application_name="acme capture install")
     try:
         with conn, conn.cursor() as cur:
-            cur.execute(f"set local lock_timeout = '{LOCK_TIMEOUT}'")
+            set_short_lock_wait(cur)
             apply_sql_file(cur, "triggers/change_log.sql")
             targets = tables or tables_in_schema(cur, DEFAULT_SCHEMA)
             if not targets:
@@ -48,11 +52,6 @@ def install(tables: list[str] | None = None) -> list[TableCapture]:
                 cur.execute("select cdc.start_capture(%s::regclass)", (table,))
                 results.append(TableCapture(table, cur.fetchone()[0]))
             return results
-    except errors.LockNotAvailable as exc:
-        raise PipelineError(
-            f"capture install waited {LOCK_TIMEOUT} for a table lock held by another "
-            "transaction: finish or cancel it (see `acme pipeline status`) and try again"
-        ) from exc
     except errors.InvalidTableDefinition as exc:
         raise CaptureNotInstalled(first_line(exc)) from exc
     finally:

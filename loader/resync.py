@@ -13,17 +13,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from psycopg2 import errors, sql
+from psycopg2 import sql
 
 from connections.connect import connect
 from connections.errors import PipelineError
 from connections.settings import ANALYTICS, FINANCE
 from loader.capture import require_installed
 from loader.copy_changes import hold_loader_lock
+from loader.locking import retry_on_lock_conflict, set_short_lock_wait
 from loader.staging import ensure_staging
 from loader.watermark import Watermark, read_watermark, source_identity, write_watermark
-
-LOCK_TIMEOUT = "10s"
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,9 @@ def resync() -> ResyncResult:
             watermark = read_watermark(cur)
             cur.execute("select coalesce(max(change_id), 0) from staging.change_log")
             highest_staged = cur.fetchone()[0]
-        snapshotted, floor, identity = snapshot_source(finance, highest_staged)
+        snapshotted, floor, identity = retry_on_lock_conflict(
+            lambda: snapshot_source(finance, highest_staged), "resync"
+        )
         source_changed = watermark is None or watermark.source_system_identifier != identity
         # A new server's transaction ids start afresh: page through its whole log again
         # (the floor keeps out everything before the snapshot).
@@ -57,41 +58,33 @@ def resync() -> ResyncResult:
 
 
 def snapshot_source(finance, highest_staged: int) -> tuple[dict[str, int], int, str]:
-    try:
-        with finance, finance.cursor() as cur:
-            require_installed(cur)
-            cur.execute(f"set local lock_timeout = '{LOCK_TIMEOUT}'")
-            cur.execute("select table_schema, table_name from cdc.captured_tables order by 1, 2")
-            tables = cur.fetchall()
-            if not tables:
-                raise PipelineError(
-                    "no table is captured on finance_db: run `acme capture install`"
-                )
-            for table in tables:
-                cur.execute(sql.SQL("lock table {} in share mode").format(sql.Identifier(*table)))
-            # Above every staged change_id, so the snapshot outranks all the warehouse holds;
-            # the first snapshot change is then the next number: the floor.
+    with finance, finance.cursor() as cur:
+        require_installed(cur)
+        set_short_lock_wait(cur)
+        cur.execute("select table_schema, table_name from cdc.captured_tables order by 1, 2")
+        tables = cur.fetchall()
+        if not tables:
+            raise PipelineError("no table is captured on finance_db: run `acme capture install`")
+        for table in tables:
+            cur.execute(sql.SQL("lock table {} in share mode").format(sql.Identifier(*table)))
+        # Above every staged change_id, so the snapshot outranks all the warehouse holds;
+        # the first snapshot change is then the next number: the floor.
+        cur.execute(
+            """
+            select setval(sequence_name, greatest(
+                %s, coalesce(pg_sequence_last_value(sequence_name::regclass), 0), 1
+            ))
+            from pg_get_serial_sequence('cdc.change_log', 'change_id') as sequence_name
+            """,
+            (highest_staged,),
+        )
+        floor = cur.fetchone()[0] + 1
+        snapshotted = {}
+        for schema, name in tables:
             cur.execute(
-                """
-                select setval(sequence_name, greatest(
-                    %s, coalesce(pg_sequence_last_value(sequence_name::regclass), 0), 1
-                ))
-                from pg_get_serial_sequence('cdc.change_log', 'change_id') as sequence_name
-                """,
-                (highest_staged,),
+                "select cdc.snapshot_table(format('%%I.%%I', %s, %s)::regclass)",
+                (schema, name),
             )
-            floor = cur.fetchone()[0] + 1
-            snapshotted = {}
-            for schema, name in tables:
-                cur.execute(
-                    "select cdc.snapshot_table(format('%%I.%%I', %s, %s)::regclass)",
-                    (schema, name),
-                )
-                snapshotted[f"{schema}.{name}"] = cur.fetchone()[0]
-            identity = source_identity(cur)
-    except errors.LockNotAvailable as exc:
-        raise PipelineError(
-            f"resync waited {LOCK_TIMEOUT} for a table lock held by another transaction: "
-            "finish or cancel it (`acme pipeline status` names it) and try again"
-        ) from exc
+            snapshotted[f"{schema}.{name}"] = cur.fetchone()[0]
+        identity = source_identity(cur)
     return snapshotted, floor, identity

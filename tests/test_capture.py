@@ -159,3 +159,46 @@ def test_application_role_cannot_touch_the_change_log(platform):
     assert platform.finance(
         "select count(*) from cdc.change_log where operation = 'UPDATE'", fetch=True
     ) == [(1,)]
+
+
+def test_install_gives_way_to_application_transactions(platform):
+    """Install locks tables in name order (order_items before orders); an application that
+    holds orders and then writes order_items would deadlock with it. Install must be the
+    one that gives way, and still finish."""
+    import subprocess
+    import time
+
+    from tests.conftest import ACME, PROJECT_ROOT
+
+    platform.acme("capture", "uninstall", "--purge")
+    platform.finance(CUSTOMER_AND_ORDER)
+    platform.finance("insert into operations.products (product_name) values ('Widget')")
+    app = platform.finance_connection()
+    with app.cursor() as cur:
+        cur.execute("update operations.orders set status = 'PROCESSING' where order_id = 1")
+    install = subprocess.Popen(
+        [*ACME, "capture", "install"],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.5)  # install now holds order_items and waits for orders, again and again
+    started = time.monotonic()
+    with app.cursor() as cur:
+        cur.execute(
+            "insert into operations.order_items (order_id, product_id, quantity) values (1, 1, 2)"
+        )
+    waited = time.monotonic() - started
+    app.commit()
+    app.close()
+    out, err = install.communicate(timeout=60)
+    assert install.returncode == 0, err
+    assert "operations.order_items: capturing, snapshot of 1 existing rows" in out
+    assert waited < 1.0, f"the application waited {waited:.1f}s on capture install"
+    snapshot = platform.finance(
+        "select new_row ->> 'status' from cdc.change_log "
+        "where table_name = 'orders' and operation = 'SNAPSHOT'",
+        fetch=True,
+    )
+    assert snapshot == [("PROCESSING",)], "the snapshot holds the committed state"
