@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from connections.connect import connect
 from connections.errors import PipelineError
 from connections.settings import ANALYTICS, PROJECT_ROOT, dsn_for, parse_uri, state_dir
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+BUILD_LOCK_KEY = 7_316_002
 
 
 def dbt_artifacts_dir() -> Path:
@@ -60,7 +63,8 @@ def run_dbt(command: str, *extra: str) -> BuildResult:
 
     os.environ.update(dbt_environment())
     started = time.monotonic()
-    outcome = dbtRunner().invoke(dbt_args(command, *extra))
+    with builds_one_at_a_time():
+        outcome = dbtRunner().invoke(dbt_args(command, *extra))
     seconds = time.monotonic() - started
     if outcome.exception is not None:
         raise PipelineError(f"dbt {command} could not run: {outcome.exception}")
@@ -73,6 +77,20 @@ def run_dbt(command: str, *extra: str) -> BuildResult:
             f"details in {dbt_artifacts_dir() / 'logs' / 'dbt.log'}"
         )
     return BuildResult(seconds, len(node_results))
+
+
+@contextmanager
+def builds_one_at_a_time():
+    """Holds analytics_db's build lock, waiting for it: two builds at once (a manual run
+    beside --follow) would apply the same incremental changes concurrently."""
+    conn = connect(ANALYTICS, application_name="acme dbt build lock")
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("select pg_advisory_lock(%s)", (BUILD_LOCK_KEY,))
+        yield
+    finally:
+        conn.close()  # ends the session, and so its lock
 
 
 def dbt_build(full_refresh: bool = False) -> BuildResult:
