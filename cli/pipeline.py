@@ -91,7 +91,8 @@ def status(as_json: bool) -> None:
     oldest = result.oldest_open_transaction
     if oldest:
         click.echo(
-            f"oldest open transaction: pid {oldest['pid']} ({oldest['user']}, "
+            f"oldest open transaction: "
+            f"{'pid ' + str(oldest['pid']) if oldest['pid'] else 'no session'} ({oldest['user']}, "
             f"{oldest['application'] or 'no application name'}, {oldest['state']}), "
             f"open {oldest['age_seconds']}s: changes from transactions after it wait "
             "until it ends"

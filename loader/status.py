@@ -80,15 +80,24 @@ def pipeline_status() -> PipelineStatus:
 
 
 def oldest_open_transaction(cur) -> dict | None:
-    """The session whose transaction holds the horizon back the longest, if any."""
+    """The transaction that holds the horizon back the longest, if any: a session's, or a
+    prepared (two-phase) one, which has no session and waits for COMMIT/ROLLBACK PREPARED."""
     cur.execute(
         """
-        select pid, usename::text, application_name, state,
-               round(extract(epoch from now() - xact_start)::numeric, 1)::float,
-               backend_xid::text
-        from pg_stat_activity
-        where backend_xid is not null and pid <> pg_backend_pid()
-        order by age(backend_xid) desc
+        with open_transactions as (
+            select pid, usename::text as user_name, application_name, state,
+                   now() - xact_start as open_for, backend_xid as xid
+            from pg_stat_activity
+            where backend_xid is not null and pid <> pg_backend_pid()
+            union all
+            select null, owner::text, 'prepared transaction ' || gid, 'prepared',
+                   now() - prepared, transaction
+            from pg_prepared_xacts
+        )
+        select pid, user_name, application_name, state,
+               round(extract(epoch from open_for)::numeric, 1)::float, xid::text
+        from open_transactions
+        order by age(xid) desc
         limit 1
         """
     )

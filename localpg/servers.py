@@ -31,6 +31,9 @@ timezone = 'UTC'
 log_timezone = 'UTC'
 wal_level = logical
 max_connections = 200
+# Two-phase commit is allowed, so `acme pipeline status` can be shown naming a prepared
+# transaction that holds the loader's horizon back.
+max_prepared_transactions = 10
 """
 
 
@@ -140,6 +143,32 @@ def down(progress=print) -> None:
             progress(f"{server.database}: stopped")
         else:
             progress(f"{server.database}: not running")
+
+
+def stop(server: LocalServer, mode: str = "fast") -> None:
+    """Stops one server. `fast` ends its sessions cleanly; `immediate` is a crash to its
+    clients, and the next start recovers from the WAL."""
+    result = os_user.run_as(
+        os_user.server_user(),
+        [binary("pg_ctl"), "-D", str(server.data_dir), "-m", mode, "-w", "stop"],
+    )
+    if result.returncode != 0:
+        raise LocalServerError(f"could not stop {server.database}: {last_line(result.stderr)}")
+
+
+def start(server: LocalServer, port: int) -> int:
+    """Starts one stopped server on its port (a no-op when it runs); returns the port."""
+    return ensure_running(server, port, os_user.server_user(), progress=lambda _message: None)
+
+
+def restart(server: LocalServer, mode: str = "fast", down_seconds: float = 0.0) -> int:
+    """Stops one running server, keeps it down for a while, and starts it on the same port."""
+    current = status_of(server)
+    if not current.running or current.port is None:
+        raise LocalServerError(f"{server.database} is not running, so it cannot be restarted")
+    stop(server, mode)
+    time.sleep(down_seconds)
+    return start(server, current.port)
 
 
 def status() -> list[ServerStatus]:

@@ -157,3 +157,32 @@ def test_a_held_transaction_holds_the_watermark_back_and_is_never_skipped(platfo
     status = json.loads(platform.acme("pipeline", "status", "--json").stdout)
     assert status["lag_changes"] == 0 and status["oldest_open_transaction"] is None
     assert status["watermark_txid"] > holder_xid
+
+
+def test_status_names_a_prepared_transaction_holding_the_horizon(platform):
+    platform.finance(BEFORE)
+    platform.acme("pipeline", "run")
+    prepared = platform.finance_connection()
+    with prepared.cursor() as cur:
+        cur.execute("insert into operations.customers (customer_name) values ('two-phase')")
+        cur.execute("prepare transaction 'acme-test-gid'")
+    prepared.close()  # a prepared transaction outlives its session
+    try:
+        platform.finance(AFTER)
+        status = json.loads(platform.acme("pipeline", "status", "--json").stdout)
+        holder = status["oldest_open_transaction"]
+        assert holder["pid"] is None and holder["state"] == "prepared"
+        assert holder["application"] == "prepared transaction acme-test-gid"
+        assert status["lag_changes"] == 2
+        text = platform.acme("pipeline", "status").stdout
+        assert "oldest open transaction: no session" in text
+        platform.acme("pipeline", "run")
+        assert staged_count(platform, "new_row ->> 'customer_name' = 'two-phase'") == 0
+    finally:
+        finisher = platform.finance_connection()
+        finisher.autocommit = True  # COMMIT PREPARED cannot run inside a transaction block
+        with finisher.cursor() as cur:
+            cur.execute("commit prepared 'acme-test-gid'")
+        finisher.close()
+    platform.acme("pipeline", "run")
+    assert staged_count(platform, "new_row ->> 'customer_name' = 'two-phase'") == 1
