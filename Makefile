@@ -6,7 +6,7 @@ ACME := $(BIN)/acme
 DEMO_ORDERS ?= 3000
 DEMO_CONCURRENCY ?= 4
 
-.PHONY: venv demo test lint down status clean
+.PHONY: venv demo test torture lint down status clean
 
 $(BIN)/acme: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: venv
 	$(BIN)/ruff check .
 	$(BIN)/sqlfluff lint dbt_project sql
 	$(BIN)/pytest
+
+# The concurrency, crash and restart tests at full size (more pgbench seeds and clients,
+# longer runs, more SIGKILLs and restart rounds); `make test` runs them small.
+torture: venv
+	ACME_TORTURE_SCALE=full $(BIN)/pytest -s --durations=0 tests/test_torture.py tests/test_crash.py tests/test_restarts.py
 
 down: venv
 	$(ACME) local down

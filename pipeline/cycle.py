@@ -1,4 +1,10 @@
-"""`acme pipeline run`: one cycle is load, then dbt build; `--follow` repeats until stopped."""
+"""`acme pipeline run`: one cycle is load, then dbt build; `--follow` repeats until stopped.
+
+`--follow` rides out a database that is down or restarting: the failed cycle is run again
+from the stored watermark after growing pauses, with one log line per attempt, so nothing is
+skipped and nothing lands twice. Any other failure (a dbt test that fails, a watermark that
+does not match the source) stops it with its message.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +13,30 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import psycopg2
 
-from connections.errors import DatabaseUnavailable
+from connections.connect import connect
+from connections.errors import AcmeError, DatabaseUnavailable, LoaderBusy, PipelineError
+from connections.settings import ANALYTICS, FINANCE
 from loader.copy_changes import DEFAULT_BATCH_SIZE, LoadResult, load_changes
 from pipeline.dbt_build import BuildResult, dbt_build
 
 MAX_BACKOFF_SECONDS = 60.0
+
+# What a database going away raises, as opposed to a failure of the data or the models:
+# DatabaseUnavailable (refused or timed out when connecting; also a dbt build that failed
+# because analytics_db went away, see build_warehouse), psycopg2's OperationalError (the
+# server terminated or closed the connection mid-statement) and InterfaceError (the
+# connection was already closed when the loader tried to roll back on it), and LoaderBusy
+# (a crashed loader's session still holds the loader lock until its server notices).
+TRANSIENT_FAILURES = (
+    DatabaseUnavailable,
+    LoaderBusy,
+    psycopg2.OperationalError,
+    psycopg2.InterfaceError,
+)
 
 
 @dataclass(frozen=True)
@@ -44,8 +66,42 @@ def run_cycle(
     load = load_changes(batch_size=batch_size, max_batches=max_batches, progress=progress)
     build = None
     if load.changes or build_when_idle or full_refresh:
-        build = dbt_build(full_refresh=full_refresh)
+        build = build_warehouse(full_refresh=full_refresh)
     return CycleResult(load, build)
+
+
+def build_warehouse(full_refresh: bool = False) -> BuildResult:
+    """dbt build. dbt reports a lost database as a failed build, not with psycopg2's errors,
+    so a failure is checked against analytics_db: unreachable now, or restarted since the
+    build began, makes it DatabaseUnavailable (an outage to wait for); with analytics_db up
+    all along it stays the build's own failure (a failing test, a broken model)."""
+    started_at = server_started_at(ANALYTICS)
+    try:
+        return dbt_build(full_refresh=full_refresh)
+    except PipelineError as exc:
+        try:
+            restarted_at = server_started_at(ANALYTICS)
+        except DatabaseUnavailable as down:
+            raise DatabaseUnavailable(f"dbt build stopped: {first_line(down)}") from exc
+        if restarted_at != started_at:
+            raise DatabaseUnavailable(
+                f"dbt build stopped: analytics_db restarted at {restarted_at:%H:%M:%S %Z} "
+                "during the build"
+            ) from exc
+        raise
+
+
+def server_started_at(database) -> datetime:
+    """When the database's server started; DatabaseUnavailable when it cannot be reached."""
+    conn = connect(database, application_name="acme pipeline")
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("select pg_postmaster_start_time()")
+            return cur.fetchone()[0]
+    except psycopg2.Error as exc:
+        raise DatabaseUnavailable(f"{database.label} failed a probe: {first_line(exc)}") from exc
+    finally:
+        conn.close()
 
 
 def follow(
@@ -63,18 +119,30 @@ def follow(
         stop.set()
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    cycles, backoff, first = 0, interval, True
+    cycles, backoff, failures, failing_since = 0, interval, 0, 0.0
+    # The first cycle builds even with nothing new, and so does the first after a failure:
+    # the failed one may have landed changes and then lost its build.
+    build_owed = True
     try:
         while not stop.is_set():
+            attempt_started = time.monotonic()
             try:
-                result = run_cycle(batch_size=batch_size, build_when_idle=first)
-            except (DatabaseUnavailable, psycopg2.OperationalError) as exc:
+                result = run_cycle(batch_size=batch_size, build_when_idle=build_owed)
+            except TRANSIENT_FAILURES as exc:
+                if not failures:
+                    failing_since = attempt_started
+                failures, build_owed = failures + 1, True
                 backoff = min(max(backoff * 2, 1.0), MAX_BACKOFF_SECONDS)
-                report(f"{first_line(exc)}; retrying in {backoff:.0f}s")
+                report(f"{clock()} {describe_outage(exc)}; retrying in {backoff:.0f}s")
                 stop.wait(backoff)
                 continue
-            cycles, backoff, first = cycles + 1, interval, False
-            report(f"{time.strftime('%H:%M:%S')} {result.describe()}")
+            if failures:
+                report(
+                    f"{clock()} resumed from the stored watermark after {failures} failed "
+                    f"attempts ({attempt_started - failing_since:.0f}s)"
+                )
+            cycles, backoff, failures, build_owed = cycles + 1, interval, 0, False
+            report(f"{clock()} {result.describe()}")
             if result.load.changes < batch_size:
                 stop.wait(interval)
     finally:
@@ -82,6 +150,22 @@ def follow(
             signal.signal(sig, handler)
     report(f"stopped cleanly after {cycles} cycles")
     return cycles
+
+
+def describe_outage(exc: Exception) -> str:
+    """One line: what failed, naming the database that is down when one is."""
+    if isinstance(exc, AcmeError):
+        return first_line(exc)
+    for database in (FINANCE, ANALYTICS):
+        try:
+            server_started_at(database)
+        except DatabaseUnavailable as down:
+            return f"lost a database connection ({first_line(exc)}): {first_line(down)}"
+    return f"lost a database connection ({first_line(exc)})"
+
+
+def clock() -> str:
+    return time.strftime("%H:%M:%S")
 
 
 def first_line(exc: Exception) -> str:
