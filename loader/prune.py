@@ -54,8 +54,7 @@ def prune(retention_seconds: float) -> PruneResult:
     finance = connect(FINANCE, application_name="acme capture prune")
     try:
         with analytics, analytics.cursor() as cur:
-            cur.execute("select to_regclass('staging.load_state') is not null")
-            watermark = read_watermark(cur) if cur.fetchone()[0] else None
+            watermark = read_watermark(cur)
         if watermark is None:
             raise PipelineError(
                 "nothing has been loaded into analytics_db yet, so no change can be pruned: "

@@ -21,6 +21,10 @@ class Watermark:
 
 
 def read_watermark(cur) -> Watermark | None:
+    """The watermark, or None when nothing was loaded yet (no staging tables either)."""
+    cur.execute("select to_regclass('staging.load_state') is not null")
+    if not cur.fetchone()[0]:
+        return None
     cur.execute(
         "select source_system_identifier, last_txid, last_change_id, change_id_floor "
         "from staging.load_state"

@@ -87,8 +87,7 @@ def verify() -> VerifyResult:
 def pending_changes(source_cur, warehouse) -> int:
     """Committed changes not yet landed: a difference is expected until they are."""
     with warehouse.cursor() as cur:
-        cur.execute("select to_regclass('staging.load_state') is not null")
-        watermark = read_watermark(cur) if cur.fetchone()[0] else None
+        watermark = read_watermark(cur)
     return unloaded_changes(source_cur, watermark)[0]
 
 
@@ -137,18 +136,9 @@ def compare_table(source, warehouse, table: tuple[str, str]) -> TableResult:
 
 
 def primary_key_columns(cur, table: tuple[str, str]) -> list[str]:
-    cur.execute(
-        """
-        select a.attname::text
-        from pg_index as i
-        cross join lateral unnest(i.indkey) with ordinality as k (attnum, position)
-        inner join pg_attribute as a on i.indrelid = a.attrelid and k.attnum = a.attnum
-        where i.indrelid = format('%%I.%%I', %s, %s)::regclass and i.indisprimary
-        order by k.position
-        """,
-        table,
-    )
-    return [row[0] for row in cur.fetchall()]
+    """The key capture identifies rows by (sql/triggers: cdc.key_columns)."""
+    cur.execute("select cdc.key_columns(format('%%I.%%I', %s, %s)::regclass)", table)
+    return cur.fetchone()[0]
 
 
 def table_columns(cur, table: tuple[str, str]) -> list[str]:
