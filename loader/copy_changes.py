@@ -84,8 +84,9 @@ def load_changes(
     target = connect(ANALYTICS, application_name="acme loader")
     source = connect(FINANCE, application_name="acme loader")
     try:
-        ensure_staging(target)
+        # The lock first: concurrent first loads would race to create the staging tables.
         hold_loader_lock(target)
+        ensure_staging(target)
         source.set_session(isolation_level=ISOLATION_LEVEL_REPEATABLE_READ, readonly=True)
         with source.cursor() as src:
             require_installed(src)

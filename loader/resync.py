@@ -36,8 +36,8 @@ def resync() -> ResyncResult:
     analytics = connect(ANALYTICS, application_name="acme pipeline resync")
     finance = connect(FINANCE, application_name="acme pipeline resync")
     try:
-        ensure_staging(analytics)
         hold_loader_lock(analytics)
+        ensure_staging(analytics)
         with analytics, analytics.cursor() as cur:
             watermark = read_watermark(cur)
             cur.execute("select coalesce(max(change_id), 0) from staging.change_log")
