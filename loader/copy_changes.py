@@ -9,7 +9,6 @@ and commits each page with the new cursor in one analytics transaction.
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from connections.connect import connect
 from connections.errors import LoaderBusy, PipelineError
 from connections.settings import ANALYTICS, FINANCE
 from loader.capture import require_installed
+from loader.page_stream import stream_copy
 from loader.staging import ensure_staging
 from loader.watermark import (
     Watermark,
@@ -48,7 +48,8 @@ copy (
     where (txid, change_id) > ({last_txid}::text::xid8, {last_change_id}::bigint)
       and txid < {horizon}::text::xid8
       and change_id >= {change_id_floor}::bigint
-    order by txid, change_id
+    -- the table's columns, not the bigint txid of the select list: the index's order
+    order by change_log.txid, change_log.change_id
     limit {limit}
 ) to stdout
 """
@@ -119,6 +120,7 @@ def load_changes(
             if result.batches == 0:
                 with target, target.cursor() as dst:
                     write_watermark(dst, watermark)
+            refresh_statistics(target, result.changes)
         source.rollback()
     finally:
         source.close()
@@ -133,43 +135,52 @@ def copy_page(src, target, watermark: Watermark, horizon: int, limit: int | None
     with target, target.cursor() as dst:
         dst.execute("select nextval(pg_get_serial_sequence('staging.load_batches', 'load_id'))")
         load_id = dst.fetchone()[0]
-        page = io.BytesIO()
-        src.copy_expert(
-            PAGE_QUERY.format(
-                load_id=int(load_id),
-                last_txid=int(watermark.last_txid),
-                last_change_id=int(watermark.last_change_id),
-                change_id_floor=int(watermark.change_id_floor),
-                horizon=int(horizon),
-                limit="all" if limit is None else int(limit),
-            ),
-            page,
-        )
-        data = page.getvalue()
-        if not data:
-            target.rollback()
-            return None
-        lines = data.count(b"\n")
-        first = data[: data.index(b"\t")]
-        last_line = data[data.rindex(b"\n", 0, len(data) - 1) + 1 :] if lines > 1 else data
-        last_change_id, last_txid = last_line.split(b"\t", 2)[:2]
-        page.seek(0)
         try:
-            dst.copy_expert(f"copy staging.change_log ({STAGED_COLUMNS}) from stdin", page)
+            page = stream_copy(
+                src,
+                PAGE_QUERY.format(
+                    load_id=int(load_id),
+                    last_txid=int(watermark.last_txid),
+                    last_change_id=int(watermark.last_change_id),
+                    change_id_floor=int(watermark.change_id_floor),
+                    horizon=int(horizon),
+                    limit="all" if limit is None else int(limit),
+                ),
+                dst,
+                f"copy staging.change_log ({STAGED_COLUMNS}) from stdin",
+            )
         except errors.UniqueViolation as exc:
             raise PipelineError(
                 "a change in this batch is already staged, so the watermark is behind "
                 "staging.change_log; nothing was loaded twice. Check staging.load_state "
                 f"({exc.diag.message_detail})"
             ) from exc
+        if not page.rows:
+            target.rollback()
+            return None
+        first = page.first_row.split(b"\t", 1)[0]
+        last_change_id, last_txid = page.last_row.split(b"\t", 2)[:2]
         dst.execute(
             "insert into staging.load_batches (load_id, change_count, first_change_id, "
             "last_change_id, horizon_txid) overriding system value values (%s, %s, %s, %s, %s)",
-            (load_id, lines, int(first), int(last_change_id), horizon),
+            (load_id, page.rows, int(first), int(last_change_id), horizon),
         )
         new_watermark = watermark.advanced_to(int(last_txid), int(last_change_id))
         write_watermark(dst, new_watermark)
-    return new_watermark, load_id, lines
+    return new_watermark, load_id, page.rows
+
+
+def refresh_statistics(target, landed: int) -> None:
+    """ANALYZE staging.change_log after a load that grew it by a tenth or more: the next
+    build's plans must see the new rows now, not when autovacuum next gets round to it (a
+    build right after a first large load was seen planning as if the table were empty)."""
+    if not landed:
+        return
+    with target, target.cursor() as dst:
+        dst.execute("select reltuples from pg_class where oid = 'staging.change_log'::regclass")
+        (estimated_rows,) = dst.fetchone()
+        if landed >= 0.1 * max(estimated_rows, 0):
+            dst.execute("analyze staging.change_log")
 
 
 def hold_loader_lock(target) -> None:

@@ -11,9 +11,11 @@ def ensure_staging(conn) -> None:
     Checked first rather than applied every time: ALTER TABLE would lock load_state on each
     cycle even when there is nothing to change."""
     with conn, conn.cursor() as cur:
+        # The newest parts of the file: a column, and the incremental models' lookup index.
         cur.execute(
-            "select count(*) = 1 from information_schema.columns where table_schema = 'staging'"
-            " and table_name = 'load_state' and column_name = 'change_id_floor'"
+            "select exists (select from information_schema.columns where table_schema = "
+            "'staging' and table_name = 'load_state' and column_name = 'change_id_floor') "
+            "and to_regclass('staging.change_log_key_idx') is not null"
         )
         if not cur.fetchone()[0]:
             apply_sql_file(cur, "staging/change_log.sql")
