@@ -3,8 +3,8 @@
     capture invariant 4). Used by every mart; the only place this logic lives.
 
     staged_relation: a staging model, one row per staged change of the table, with columns
-        change_id, load_id, change_operation, changed_at, the key and the source columns
-        (a TRUNCATE change has a null key).
+        change_id, load_id, change_operation, changed_at, primary_key (jsonb), the key and the
+        source columns (a TRUNCATE change has a null key).
     key_column: the table's key column.
     columns: the source columns to carry, besides the key.
 
@@ -18,73 +18,69 @@
 
     Full build: only live rows. Incremental build: the keys affected by the loads newer than
     the newest one already applied (max(last_load_id) in the model) are re-evaluated against
-    all their staged changes, so a late older change never overwrites newer state; keys
+    all their staged changes (found by primary_key, the key as the change log holds it), so a late older change never overwrites newer state; keys
     removed since are emitted too, with last_change_operation 'DELETE' or 'TRUNCATE', and the
     cdc_apply strategy deletes them (get_incremental_cdc_apply_sql).
 -#}
 {% macro cdc_current_state(staged_relation, key_column, columns) %}
     with
 
-    staged_changes as (
-        select * from {{ staged_relation }}
-    ),
-
     {% if is_incremental() %}
 
-        applied_loads as (
-            select coalesce(max(last_load_id), 0) as last_load_id
-            from {{ this }}
-        ),
-
+        -- The newest applied load and the newest truncate landed since are literals, read
+        -- when the model compiles, so the planner sizes the new changes from statistics, and
+        -- the rows a truncate removes are only looked for when one has landed.
         new_changes as (
-            select staged_changes.*
-            from staged_changes
-            inner join applied_loads
-                on staged_changes.load_id > applied_loads.last_load_id
-        ),
-
-        new_truncates as (
-            select max(change_id) as change_id
-            from new_changes
-            where change_operation = 'TRUNCATE'
+            select primary_key
+            from {{ staged_relation }}
+            where load_id > {{ cdc_applied_load_id() }}
         ),
 
         affected_keys as (
-            select {{ key_column }}
+            select primary_key
             from new_changes
-            where {{ key_column }} is not null
+            where primary_key is not null
+            {% if cdc_new_truncate_id(staged_relation) | int > 0 %}
 
-            union
+                union
 
-            -- rows a newly landed truncate removes: captured before it, and not changed since
-            select current_rows.{{ key_column }}
-            from {{ this }} as current_rows
-            inner join new_truncates
-                on current_rows.last_change_id < new_truncates.change_id
+                -- rows a newly landed truncate removes: captured before it, not changed since
+                select jsonb_build_object('{{ key_column }}', current_rows.{{ key_column }})
+                from {{ this }} as current_rows
+                where current_rows.last_change_id < {{ cdc_new_truncate_id(staged_relation) }}
+            {% endif %}
         ),
 
+        -- One lookup per affected key in the hash index on primary_key. "offset 0" keeps the
+        -- subquery from being flattened into a join, which the planner was seen to run as a
+        -- hash join over the table's whole history even for a single new change.
         key_changes as (
             select staged_changes.*
-            from staged_changes
-            inner join affected_keys
-                on staged_changes.{{ key_column }} = affected_keys.{{ key_column }}
+            from affected_keys
+            cross join lateral (
+                select *
+                from {{ staged_relation }} as key_history
+                where key_history.primary_key = affected_keys.primary_key
+                offset 0
+            ) as staged_changes
         ),
 
     {% else %}
 
         key_changes as (
             select *
-            from staged_changes
+            from {{ staged_relation }}
             where {{ key_column }} is not null
         ),
 
     {% endif %}
 
-    latest_truncate as (
+    -- Materialized: one row, worked out once, whatever the planner guesses of the join.
+    latest_truncate as materialized (
         select
             change_id,
             changed_at
-        from staged_changes
+        from {{ staged_relation }}
         where change_operation = 'TRUNCATE'
         order by change_id desc
         limit 1

@@ -13,6 +13,7 @@ final as (
         load_id,
         change_operation,
         changed_at,
+        primary_key,
         (primary_key ->> 'customer_id')::bigint as customer_id,
         (row_image ->> 'customer_name')::varchar(500) as customer_name,
         (row_image ->> 'is_active')::boolean as is_active,

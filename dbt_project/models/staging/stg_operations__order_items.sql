@@ -13,6 +13,7 @@ final as (
         load_id,
         change_operation,
         changed_at,
+        primary_key,
         (primary_key ->> 'order_item_id')::bigint as order_item_id,
         (row_image ->> 'order_id')::bigint as order_id,
         (row_image ->> 'product_id')::bigint as product_id,

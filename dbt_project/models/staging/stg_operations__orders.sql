@@ -13,6 +13,7 @@ final as (
         load_id,
         change_operation,
         changed_at,
+        primary_key,
         (primary_key ->> 'order_id')::bigint as order_id,
         (row_image ->> 'customer_id')::bigint as customer_id,
         (row_image ->> 'order_date')::timestamp as order_date,

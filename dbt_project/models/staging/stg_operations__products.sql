@@ -13,6 +13,7 @@ final as (
         load_id,
         change_operation,
         changed_at,
+        primary_key,
         (primary_key ->> 'product_id')::bigint as product_id,
         (row_image ->> 'product_name')::varchar(500) as product_name,
         (row_image ->> 'barcode')::varchar(64) as barcode,
