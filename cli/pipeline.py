@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 
 import click
+import psycopg2
 
+from connections.errors import AcmeError
 from loader.copy_changes import DEFAULT_BATCH_SIZE
 from loader.resync import resync as resync_source
 from loader.status import pipeline_status
+from monitoring.logs import LOG_FORMATS, configure_logging
+from monitoring.metrics import PipelineMetrics, serve_metrics
+from monitoring.monitor import PipelineMonitor
+from pipeline.cycle import DEFAULT_TEST_INTERVAL, run_cycle
 from pipeline.cycle import follow as follow_cycles
-from pipeline.cycle import run_cycle
+
+log = logging.getLogger("acme.pipeline")
 
 
 @click.group()
@@ -27,9 +37,18 @@ def pipeline() -> None:
 @click.option(
     "--interval",
     type=click.FloatRange(0.1, 3600),
-    default=2.0,
+    default=1.0,
     show_default=True,
-    help="Seconds to wait between cycles with --follow.",
+    help="Seconds to wait between cycles with --follow, when the last one found no backlog.",
+)
+@click.option(
+    "--test-interval",
+    type=click.FloatRange(0, 86400),
+    default=DEFAULT_TEST_INTERVAL,
+    show_default=True,
+    help="With --follow: seconds between runs of the dbt data tests. Cycles in between run "
+    "only the incremental models, so a change reaches the reports in seconds; a failing test "
+    "stops --follow. 0 tests after every cycle that loaded changes.",
 )
 @click.option(
     "--batch-size",
@@ -46,19 +65,72 @@ def pipeline() -> None:
 @click.option(
     "--full-refresh", is_flag=True, help="Rebuild the incremental models from everything staged."
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    help="With --follow: serve Prometheus metrics on http://HOST:PORT/metrics "
+    "(the Docker deployment uses 9108).",
+)
+@click.option(
+    "--metrics-host",
+    default="0.0.0.0",
+    show_default=True,
+    help="Address the metrics endpoint listens on: every interface by default, as exporters "
+    "do (a Prometheus in another container must reach it); 127.0.0.1 keeps it local.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default="text",
+    show_default=True,
+    help="text: `HH:MM:SS message` lines; json: one JSON object per line (ts, level, event, "
+    "message and the cycle's numbers), with dbt's own output as JSON at warn and above.",
+)
 def run(
-    follow: bool, interval: float, batch_size: int, max_batches: int | None, full_refresh: bool
+    follow: bool,
+    interval: float,
+    test_interval: float,
+    batch_size: int,
+    max_batches: int | None,
+    full_refresh: bool,
+    metrics_port: int | None,
+    metrics_host: str,
+    log_format: str,
 ) -> None:
     """One cycle: load new committed changes, then `dbt build` the warehouse and reports.
 
     Loading is exactly once and in order: a batch of changes and the new watermark are
     committed together, and a change whose transaction commits late is loaded by a later
     cycle, never skipped.
+
+    With --follow, one log line per cycle (changes loaded, load and build seconds, lag) and
+    one per retry; --metrics-port serves the same numbers to Prometheus.
     """
+    if metrics_port is not None and not follow:
+        raise click.UsageError("--metrics-port needs --follow (one cycle ends before a scrape)")
+    configure_logging(log_format)
     if follow:
         if full_refresh:
             raise click.UsageError("--full-refresh cannot be combined with --follow")
-        follow_cycles(interval=interval, batch_size=batch_size, report=click.echo)
+        metrics = PipelineMetrics() if metrics_port is not None else None
+        serving = serve_metrics(metrics, metrics_host, metrics_port) if metrics else nullcontext()
+        with serving, failures_logged(as_json=log_format == "json"):
+            follow_cycles(
+                interval=interval,
+                batch_size=batch_size,
+                observer=PipelineMonitor(metrics),
+                test_interval=test_interval,
+            )
+        return
+    if log_format == "json":
+        with failures_logged(as_json=True):
+            result = run_cycle(
+                batch_size=batch_size,
+                max_batches=max_batches,
+                full_refresh=full_refresh,
+                progress=log_batch,
+            )
+            PipelineMonitor().cycle_succeeded(result)
         return
 
     def show(load) -> None:
@@ -68,6 +140,25 @@ def run(
         batch_size=batch_size, max_batches=max_batches, full_refresh=full_refresh, progress=show
     )
     click.echo(result.describe())
+
+
+def log_batch(load) -> None:
+    log.info(
+        f"batch {load.batches}: {load.changes} changes landed",
+        extra={"event": "batch", "fields": {"batches": load.batches, "changes": load.changes}},
+    )
+
+
+@contextmanager
+def failures_logged(as_json: bool) -> Iterator[None]:
+    """Under json, the failure that ends the command is also a JSON line (level error), so a
+    log collector reading stdout sees it; the `Error: ...` line on stderr follows as always."""
+    try:
+        yield
+    except (AcmeError, psycopg2.Error) as exc:
+        if as_json:
+            log.error(str(exc).strip(), extra={"event": "failed"})
+        raise
 
 
 @pipeline.command()

@@ -8,12 +8,14 @@ does not match the source) stops it with its message.
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 import psycopg2
 
@@ -21,9 +23,13 @@ from connections.connect import connect
 from connections.errors import AcmeError, DatabaseUnavailable, LoaderBusy, PipelineError
 from connections.settings import ANALYTICS, FINANCE
 from loader.copy_changes import DEFAULT_BATCH_SIZE, LoadResult, load_changes
-from pipeline.dbt_build import BuildResult, dbt_build
+from pipeline.dbt_build import BuildResult, FollowBuilds, dbt_build
 
 MAX_BACKOFF_SECONDS = 60.0
+# How often --follow runs the data tests (they read whole tables, so not every cycle).
+DEFAULT_TEST_INTERVAL = 300.0
+
+log = logging.getLogger("acme.pipeline")
 
 # What a database going away raises, as opposed to a failure of the data or the models:
 # DatabaseUnavailable (refused or timed out when connecting; also a dbt build that failed
@@ -50,9 +56,9 @@ class CycleResult:
             f"({self.load.seconds:.2f}s, {self.load.changes_per_second:,.0f} changes/s)"
         )
         if self.build:
-            line += f"; dbt build {self.build.nodes} nodes in {self.build.seconds:.1f}s"
+            line += f"; {self.build.describe()}"
         else:
-            line += "; nothing new, dbt build skipped"
+            line += "; nothing new, no build"
         return line
 
 
@@ -62,22 +68,27 @@ def run_cycle(
     full_refresh: bool = False,
     build_when_idle: bool = True,
     progress: Callable[[LoadResult], None] | None = None,
+    follow_builds: FollowBuilds | None = None,
 ) -> CycleResult:
+    """Loads, then builds: `dbt build` of everything, or with follow_builds what --follow
+    builds (pipeline/dbt_build.py, FollowBuilds)."""
     load = load_changes(batch_size=batch_size, max_batches=max_batches, progress=progress)
     build = None
-    if load.changes or build_when_idle or full_refresh:
-        build = build_warehouse(full_refresh=full_refresh)
+    if follow_builds is not None:
+        build = build_warehouse(lambda: follow_builds.build(load.changes > 0, build_when_idle))
+    elif load.changes or build_when_idle or full_refresh:
+        build = build_warehouse(lambda: dbt_build(full_refresh=full_refresh))
     return CycleResult(load, build)
 
 
-def build_warehouse(full_refresh: bool = False) -> BuildResult:
-    """dbt build. dbt reports a lost database as a failed build, not with psycopg2's errors,
+def build_warehouse(build: Callable[[], BuildResult | None]) -> BuildResult | None:
+    """Runs dbt. dbt reports a lost database as a failed build, not with psycopg2's errors,
     so a failure is checked against analytics_db: unreachable now, or restarted since the
     build began, makes it DatabaseUnavailable (an outage to wait for); with analytics_db up
     all along it stays the build's own failure (a failing test, a broken model)."""
     started_at = server_started_at(ANALYTICS)
     try:
-        return dbt_build(full_refresh=full_refresh)
+        return build()
     except PipelineError as exc:
         try:
             restarted_at = server_started_at(ANALYTICS)
@@ -104,18 +115,30 @@ def server_started_at(database) -> datetime:
         conn.close()
 
 
+class CycleObserver(Protocol):
+    """Told of each attempt of follow(); monitoring.monitor.PipelineMonitor logs the cycle
+    line with the lag and keeps the Prometheus metrics."""
+
+    def cycle_succeeded(self, result: CycleResult) -> None: ...
+
+    def attempt_failed(self, error: BaseException) -> None: ...
+
+
 def follow(
     interval: float,
     batch_size: int,
-    report: Callable[[str], None],
+    observer: CycleObserver | None = None,
+    test_interval: float = DEFAULT_TEST_INTERVAL,
 ) -> int:
-    """Runs cycles until SIGINT or SIGTERM; the cycle under way finishes first.
+    """Runs cycles until SIGINT or SIGTERM; the cycle under way finishes first. Logs to the
+    `acme.pipeline` logger; without an observer, each cycle's line is result.describe().
 
     An unreachable database is waited for with growing pauses, never skipped past."""
     stop = threading.Event()
 
     def request_stop(signum, _frame):
-        report(f"received {signal.Signals(signum).name}: stopping after this cycle")
+        name = signal.Signals(signum).name
+        log.info(f"received {name}: stopping after this cycle", extra={"event": "stopping"})
         stop.set()
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -123,32 +146,51 @@ def follow(
     # The first cycle builds even with nothing new, and so does the first after a failure:
     # the failed one may have landed changes and then lost its build.
     build_owed = True
+    builds = FollowBuilds(test_interval)
     try:
         while not stop.is_set():
             attempt_started = time.monotonic()
             try:
-                result = run_cycle(batch_size=batch_size, build_when_idle=build_owed)
+                result = run_cycle(
+                    batch_size=batch_size, build_when_idle=build_owed, follow_builds=builds
+                )
             except TRANSIENT_FAILURES as exc:
                 if not failures:
                     failing_since = attempt_started
                 failures, build_owed = failures + 1, True
                 backoff = min(max(backoff * 2, 1.0), MAX_BACKOFF_SECONDS)
-                report(f"{clock()} {describe_outage(exc)}; retrying in {backoff:.0f}s")
+                log.warning(
+                    f"{describe_outage(exc)}; retrying in {backoff:.0f}s",
+                    extra={
+                        "event": "retry",
+                        "fields": {
+                            "attempt": failures,
+                            "retry_in_seconds": backoff,
+                            "failing_for_seconds": round(time.monotonic() - failing_since, 1),
+                        },
+                    },
+                )
+                if observer:
+                    observer.attempt_failed(exc)
                 stop.wait(backoff)
                 continue
             if failures:
-                report(
-                    f"{clock()} resumed from the stored watermark after {failures} failed "
-                    f"attempts ({attempt_started - failing_since:.0f}s)"
+                log.info(
+                    f"resumed from the stored watermark after {failures} failed "
+                    f"attempts ({attempt_started - failing_since:.0f}s)",
+                    extra={"event": "resumed", "fields": {"failed_attempts": failures}},
                 )
             cycles, backoff, failures, build_owed = cycles + 1, interval, 0, False
-            report(f"{clock()} {result.describe()}")
+            if observer:
+                observer.cycle_succeeded(result)
+            else:
+                log.info(result.describe(), extra={"event": "cycle"})
             if result.load.changes < batch_size:
                 stop.wait(interval)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    report(f"stopped cleanly after {cycles} cycles")
+    log.info(f"stopped cleanly after {cycles} cycles", extra={"event": "stopped"})
     return cycles
 
 
@@ -162,10 +204,6 @@ def describe_outage(exc: Exception) -> str:
         except DatabaseUnavailable as down:
             return f"lost a database connection ({first_line(exc)}): {first_line(down)}"
     return f"lost a database connection ({first_line(exc)})"
-
-
-def clock() -> str:
-    return time.strftime("%H:%M:%S")
 
 
 def first_line(exc: Exception) -> str:

@@ -55,16 +55,21 @@ def dbt_args(command: str, *extra: str) -> list[str]:
 class BuildResult:
     seconds: float
     nodes: int
+    command: str = "build"
+
+    def describe(self) -> str:
+        return f"dbt {self.command} {self.nodes} nodes in {self.seconds:.1f}s"
 
 
-def run_dbt(command: str, *extra: str) -> BuildResult:
-    """Runs one dbt command; a failure becomes a PipelineError naming what failed."""
+def run_dbt(command: str, *extra: str, manifest=None) -> BuildResult:
+    """Runs one dbt command; a failure becomes a PipelineError naming what failed. With a
+    manifest (parse_manifest()), dbt skips parsing the project."""
     from dbt.cli.main import dbtRunner
 
     os.environ.update(dbt_environment())
     started = time.monotonic()
     with builds_one_at_a_time():
-        outcome = dbtRunner().invoke(dbt_args(command, *extra))
+        outcome = dbtRunner(manifest=manifest).invoke(dbt_args(command, *extra))
     seconds = time.monotonic() - started
     if outcome.exception is not None:
         raise PipelineError(f"dbt {command} could not run: {outcome.exception}")
@@ -76,7 +81,7 @@ def run_dbt(command: str, *extra: str) -> BuildResult:
             f"dbt {command} failed ({', '.join(failed) or 'see the output above'}); "
             f"details in {dbt_artifacts_dir() / 'logs' / 'dbt.log'}"
         )
-    return BuildResult(seconds, len(node_results))
+    return BuildResult(seconds, len(node_results), command)
 
 
 @contextmanager
@@ -95,3 +100,60 @@ def builds_one_at_a_time():
 
 def dbt_build(full_refresh: bool = False) -> BuildResult:
     return run_dbt("build", *(["--full-refresh"] if full_refresh else []))
+
+
+def parse_manifest():
+    """The parsed project, for run_dbt(manifest=...) to skip parsing on every call."""
+    from dbt.cli.main import dbtRunner
+
+    os.environ.update(dbt_environment())
+    outcome = dbtRunner().invoke(dbt_args("parse", "--quiet"))
+    if not outcome.success:
+        raise PipelineError(f"dbt parse failed: {outcome.exception or 'see dbt.log'}")
+    return outcome.result
+
+
+# The models a cycle of --follow brings up to date: the marts are incremental tables that the
+# new changes move; staging and reports are views, current as soon as the marts are.
+INCREMENTAL_MODELS = "config.materialized:incremental"
+
+
+class FollowBuilds:
+    """How `--follow` builds the warehouse, so a change is in the reports seconds after it
+    commits. The first build (and the first after a failed cycle) is a full `dbt build`:
+    every model and data test. After it, a cycle that landed changes runs only the
+    incremental marts, with the project parsed once; the data tests, which read whole tables,
+    run every test_interval seconds instead of every cycle, and stop --follow on a failure.
+    A project changed on disk is picked up by restarting --follow."""
+
+    def __init__(self, test_interval: float):
+        self.test_interval = test_interval
+        self.manifest = None
+        self.tested_at = 0.0
+        self.untested = False
+
+    def build(self, changes_landed: bool, full_build_owed: bool) -> BuildResult | None:
+        if full_build_owed or self.manifest is None:
+            result = run_dbt("build", "--quiet")
+            self.manifest = self.manifest or parse_manifest()
+            self.tested_at, self.untested = time.monotonic(), False
+            return result
+        result = None
+        if changes_landed:
+            result = run_dbt(
+                "run", "--quiet", "--select", INCREMENTAL_MODELS, manifest=self.manifest
+            )
+            self.untested = True
+        if self.untested and time.monotonic() - self.tested_at >= self.test_interval:
+            tests = run_dbt("test", "--quiet", manifest=self.manifest)
+            self.tested_at, self.untested = time.monotonic(), False
+            result = tests if result is None else combined(result, tests)
+        return result
+
+
+def combined(first: BuildResult, second: BuildResult) -> BuildResult:
+    return BuildResult(
+        first.seconds + second.seconds,
+        first.nodes + second.nodes,
+        f"{first.command} + {second.command}",
+    )

@@ -33,6 +33,7 @@ FULL_SIZE = os.environ.get("ACME_TORTURE_SCALE", "ci") == "full"
 # output (whose lines carry two spaces after the time).
 CYCLE_LINE = re.compile(r"^(\d\d:\d\d:\d\d) loaded (\d+) changes in (\d+) batches")
 RETRY_LINE = re.compile(r"^\d\d:\d\d:\d\d \S.*; retrying in \d+s$")
+BUILT = re.compile(r"; dbt [a-z +]+ \d+ nodes in ")
 RESUMED_LINE = re.compile(r"^\d\d:\d\d:\d\d resumed from the stored watermark after \d+")
 
 
@@ -212,7 +213,7 @@ class Follower:
         for line in self.own_lines(since):
             match = CYCLE_LINE.match(line)
             if match:
-                found.append((int(match.group(2)), "dbt build " in line))
+                found.append((int(match.group(2)), bool(BUILT.search(line))))
         return found
 
     def wait_for(self, condition, timeout: float, what: str) -> None:
