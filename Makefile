@@ -6,7 +6,7 @@ ACME := $(BIN)/acme
 DEMO_ORDERS ?= 3000
 DEMO_CONCURRENCY ?= 4
 
-.PHONY: venv demo test torture lint down status clean
+.PHONY: venv system-packages demo test torture bench bench-quick docs down status clean
 
 $(BIN)/acme: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +19,28 @@ venv: $(BIN)/acme
 demo: venv
 	ACME_DEMO_ORDERS=$(DEMO_ORDERS) ACME_DEMO_CONCURRENCY=$(DEMO_CONCURRENCY) $(BIN)/python -m cli demo
 
-test: venv
+# Chromium (the docs site test) and docker-compose (the deployment test), from Debian.
+system-packages:
+	./scripts/install-system-packages.sh
+
+test: venv system-packages
 	$(BIN)/ruff check .
 	$(BIN)/sqlfluff lint dbt_project sql
 	$(BIN)/pytest
+	$(BIN)/python -m bench --quick
+
+# The benchmark suite (bench/README.md): full size, about 15 minutes; results in bench/results/.
+bench: venv
+	$(BIN)/python -m bench
+
+# The same benchmarks at a small size, to keep them working; their figures mean little.
+bench-quick: venv
+	$(BIN)/python -m bench --quick
+
+# Generates dbt's docs site for the local warehouse and serves it on http://127.0.0.1:8080.
+docs: venv
+	$(ACME) local up
+	$(ACME) docs serve
 
 # The concurrency, crash and restart tests at full size (more pgbench seeds and clients,
 # longer runs, more SIGKILLs and restart rounds); `make test` runs them small.

@@ -37,7 +37,7 @@ def pipeline() -> None:
 @click.option(
     "--interval",
     type=click.FloatRange(0.1, 3600),
-    default=1.0,
+    default=0.5,
     show_default=True,
     help="Seconds to wait between cycles with --follow, when the last one found no backlog.",
 )

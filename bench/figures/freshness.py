@@ -1,0 +1,215 @@
+"""Freshness under a steady OLTP load: `acme pipeline run --follow` (defaults) runs while
+pgbench writes orders at a fixed rate; marker orders committed every MARKER_EVERY seconds are
+timed from their commit until they show in reports.open_orders. The baseline is PostgreSQL's
+logical replication of the same workload into a replica database: from commit until the
+marker is in the replica. The two run in alternating windows (the other consumer paused:
+the --follow process stopped with SIGSTOP, the subscription disabled), after a warm-up that
+lets the resumed one catch up."""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import subprocess
+import threading
+import time
+
+import psycopg2
+
+from bench import datasets
+from bench.cluster import Cluster
+from bench.figures.capture_overhead import OLTP_SCRIPT
+from bench.figures.catch_up import subscribe, unsubscribe, wait_until
+from bench.measure import median, pgbench_environment, python_module
+from bench.results import Row
+from connections.settings import PROJECT_ROOT, parse_uri
+from localpg.binaries import binary
+
+MARKER_EVERY = 0.2
+POLL_EVERY = 0.02
+
+
+def run(
+    cluster: Cluster, tps: int, window: float, warm_up: float, reps: int, progress
+) -> list[Row]:
+    pair = cluster.pair("fresh")
+    datasets.install_source(pair)
+    base_orders = 20_000
+    datasets.add_reference_data(pair, base_orders)
+    datasets.add_orders(pair, base_orders)
+    replica_uri = cluster.server_uri(cluster.analytics_uri, "replica_fresh")
+    subscribe(pair, replica_uri)
+    follower = subprocess.Popen(
+        python_module("cli", "pipeline", "run", "--follow"),
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **pair.environment()},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    workload = None
+    try:
+        wait_until(
+            lambda: pair.analytics(
+                "select to_regclass('reports.open_orders') is not null", fetch=True
+            )[0][0],
+            "the first --follow cycle",
+            timeout=300,
+        )
+        customers, products = datasets.reference_sizes(base_orders)
+        total = reps * 2 * (window + warm_up + 10) + 60
+        workload = start_pgbench(pair.finance_uri, tps, total, customers, products, base_orders)
+        seen = {
+            "ours": (pair.analytics_uri, "reports.open_orders"),
+            "native": (replica_uri, "operations.orders"),
+        }
+        p50s: dict[str, list[float]] = {"ours": [], "native": []}
+        p95s: dict[str, list[float]] = {"ours": [], "native": []}
+        for rep in range(reps):
+            for name in ("ours", "native") if rep % 2 == 0 else ("native", "ours"):
+                if name == "ours":
+                    follower.send_signal(signal.SIGCONT)
+                else:
+                    pair_sql(replica_uri, "alter subscription acme_bench enable")
+                time.sleep(warm_up)
+                uri, relation = seen[name]
+                query = f"select order_id from {relation} where order_id = any(%s)"
+                latencies = measure_window(pair.finance_uri, uri, query, window)
+                if name == "ours":
+                    follower.send_signal(signal.SIGSTOP)
+                else:
+                    pair_sql(replica_uri, "alter subscription acme_bench disable")
+                p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
+                p50s[name].append(p50)
+                p95s[name].append(p95)
+                progress(f"  {name}: {len(latencies)} markers, p50 {p50:.2f}s, p95 {p95:.2f}s")
+    finally:
+        follower.send_signal(signal.SIGCONT)
+        follower.send_signal(signal.SIGTERM)
+        follower.wait(timeout=120)
+        if workload:
+            workload.terminate()
+            workload.wait()
+        unsubscribe(replica_uri)
+    rows = []
+    for label, figures, limit in (("p50", p50s, 2.0), ("p95", p95s, 5.0)):
+        ours, native = median(figures["ours"]), median(figures["native"])
+        rows.append(
+            Row(
+                f"freshness {label}, commit → report, --follow under {tps} TPS",
+                ours,
+                "s",
+                native,
+                "native logical replication",
+                ours / native,
+                f"≤ {limit:.0f} s",
+                ours <= limit,
+                figures["ours"],
+            )
+        )
+    return rows
+
+
+def start_pgbench(uri, tps, seconds, customers, products, orders) -> subprocess.Popen:
+    parts = parse_uri(uri, "pgbench")
+    args = [
+        binary("pgbench"),
+        "-n",
+        "-f",
+        str(OLTP_SCRIPT),
+        "-c",
+        "4",
+        "-j",
+        "2",
+        "-R",
+        str(tps),
+        "-T",
+        str(int(seconds)),
+        "-h",
+        parts.host,
+        "-p",
+        str(parts.port),
+        "-U",
+        parts.user,
+        "-D",
+        f"customers={customers}",
+        "-D",
+        f"products={products}",
+        "-D",
+        f"orders={orders}",
+        parts.dbname,
+    ]
+    return subprocess.Popen(
+        args,
+        env={**os.environ, **pgbench_environment(uri)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def measure_window(source_uri: str, target_uri: str, query: str, window: float) -> list[float]:
+    """Commits a marker order every MARKER_EVERY seconds for `window` seconds, and polls the
+    target until each is visible; returns each marker's commit-to-visible seconds."""
+    committed: dict[int, float] = {}
+    latencies: list[float] = []
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def write_markers() -> None:
+        conn = psycopg2.connect(source_uri)
+        try:
+            deadline = time.monotonic() + window
+            while time.monotonic() < deadline:
+                with conn, conn.cursor() as cur:
+                    cur.execute(
+                        "insert into operations.orders (customer_id, order_date, delivery_date, "
+                        "status) values (1, now(), now() + interval '1 day', 'PENDING') "
+                        "returning order_id"
+                    )
+                    (order_id,) = cur.fetchone()
+                with lock:
+                    committed[order_id] = time.monotonic()  # after COMMIT returned
+                time.sleep(MARKER_EVERY)
+        finally:
+            conn.close()
+            done.set()
+
+    writer = threading.Thread(target=write_markers, daemon=True)
+    writer.start()
+    conn = psycopg2.connect(target_uri)
+    conn.autocommit = True
+    give_up = time.monotonic() + window + 60
+    try:
+        with conn.cursor() as cur:
+            while time.monotonic() < give_up:
+                with lock:
+                    pending = list(committed)
+                if done.is_set() and not pending:
+                    break
+                if pending:
+                    cur.execute(query, (pending,))
+                    now = time.monotonic()
+                    with lock:
+                        for (order_id,) in cur.fetchall():
+                            latencies.append(now - committed.pop(order_id))
+                time.sleep(POLL_EVERY)
+    finally:
+        conn.close()
+    writer.join()
+    if committed:
+        raise TimeoutError(f"{len(committed)} markers never became visible")
+    return latencies
+
+
+def percentile(values: list[float], pct: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[pct - 1]
+
+
+def pair_sql(uri: str, sql: str) -> None:
+    conn = psycopg2.connect(uri)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()

@@ -1,0 +1,82 @@
+"""Timing helpers: every comparison is run interleaved, and its median taken."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from connections.settings import PROJECT_ROOT, parse_uri
+from localpg.binaries import binary
+
+
+def interleaved(reps: int, runs: dict[str, Callable[[], float]]) -> dict[str, list[float]]:
+    """Runs each measurement once per repetition, alternating which goes first, so a slow
+    patch of the machine falls on both sides; returns every figure of each."""
+    figures: dict[str, list[float]] = {name: [] for name in runs}
+    names = list(runs)
+    for rep in range(reps):
+        for name in names if rep % 2 == 0 else reversed(names):
+            figures[name].append(runs[name]())
+    return figures
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def timed(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    seconds: float
+    max_rss_mb: float
+    stdout: str
+
+
+def run_child(args: list[str], env: dict[str, str] | None = None, memory: bool = False) -> ChildRun:
+    """Runs a command; its wall time, and with memory its peak resident memory
+    (bench/peak_rss.py, whose own start-up then adds to the time)."""
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.peak_rss", *args] if memory else args,
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} exited {result.returncode}: {result.stderr.strip()}")
+    peak_mb = 0.0
+    if memory:
+        last_line = result.stderr.strip().splitlines()[-1]
+        peak_mb = int(last_line.removeprefix("peak_rss_kib=")) / 1024
+    return ChildRun(seconds, peak_mb, result.stdout)
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def psql(uri: str, *args: str) -> list[str]:
+    return [binary("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", uri, *args]
+
+
+def pgbench_environment(uri: str) -> dict[str, str]:
+    parts = parse_uri(uri, "pgbench")
+    return {"PGPASSWORD": parts.password}
+
+
+def print_json(value) -> None:
+    print(json.dumps(value))

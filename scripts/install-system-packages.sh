@@ -1,0 +1,20 @@
+#!/bin/sh
+# The test suite's tools that come from Debian rather than PyPI: Chromium (the docs site is
+# checked in a real headless browser) and docker-compose (the compose file is validated with
+# `docker-compose config`; no Docker engine is needed for that). Installs only what is missing.
+set -eu
+missing=""
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+command -v docker-compose >/dev/null 2>&1 || missing="$missing docker-compose"
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -eq 0 ]; then
+    run=""
+elif command -v sudo >/dev/null 2>&1; then
+    run="sudo"
+else
+    echo "make test needs the Debian packages:$missing; install them (apt-get install$missing) as root and run it again" >&2
+    exit 1
+fi
+echo "installing Debian packages:$missing"
+$run env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >/dev/null \
+    || { $run apt-get update -q >/dev/null && $run env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >/dev/null; }
