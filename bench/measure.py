@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from connections.settings import PROJECT_ROOT, parse_uri
 from localpg.binaries import binary
@@ -71,6 +72,22 @@ def python_module(module: str, *args: str) -> list[str]:
 
 def psql(uri: str, *args: str) -> list[str]:
     return [binary("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", uri, *args]
+
+
+OLTP_SCRIPT = Path(__file__).resolve().parent / "pgbench" / "oltp.sql"
+
+
+def oltp_pgbench(
+    uri: str, clients: int, threads: int, seconds: int, variables: dict[str, int], *rate: str
+) -> list[str]:
+    """pgbench running bench/pgbench/oltp.sql against uri; rate: extra options such as -R."""
+    parts = parse_uri(uri, "pgbench")
+    args = [binary("pgbench"), "-n", "-f", str(OLTP_SCRIPT), "-c", str(clients)]
+    args += ["-j", str(threads), "-T", str(int(seconds)), *rate]
+    args += ["-h", parts.host, "-p", str(parts.port), "-U", parts.user]
+    for name, value in variables.items():
+        args += ["-D", f"{name}={value}"]
+    return [*args, parts.dbname]
 
 
 def pgbench_environment(uri: str) -> dict[str, str]:

@@ -5,43 +5,18 @@ from __future__ import annotations
 
 import re
 import subprocess
-from pathlib import Path
 
 from bench import datasets
 from bench.cluster import Cluster
-from bench.measure import interleaved, median, pgbench_environment, timed
+from bench.measure import interleaved, median, oltp_pgbench, pgbench_environment, timed
 from bench.results import Row
-from connections.settings import parse_uri
-from localpg.binaries import binary
 
-OLTP_SCRIPT = Path(__file__).resolve().parent.parent / "pgbench" / "oltp.sql"
 TPS = re.compile(r"^tps = ([\d.]+)", re.MULTILINE)
 
 
 def pgbench_tps(uri: str, clients: int, seconds: int, variables: dict[str, int]) -> float:
-    parts = parse_uri(uri, "pgbench")
-    args = [
-        binary("pgbench"),
-        "-n",
-        "-f",
-        str(OLTP_SCRIPT),
-        "-c",
-        str(clients),
-        "-j",
-        str(clients),
-        "-T",
-        str(seconds),
-        "-h",
-        parts.host,
-        "-p",
-        str(parts.port),
-        "-U",
-        parts.user,
-    ]
-    for name, value in variables.items():
-        args += ["-D", f"{name}={value}"]
     result = subprocess.run(
-        [*args, parts.dbname],
+        oltp_pgbench(uri, clients, clients, seconds, variables),
         capture_output=True,
         text=True,
         env=pgbench_environment(uri),

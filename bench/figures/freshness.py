@@ -19,12 +19,10 @@ import psycopg2
 
 from bench import datasets
 from bench.cluster import Cluster
-from bench.figures.capture_overhead import OLTP_SCRIPT
 from bench.figures.catch_up import subscribe, unsubscribe, wait_until
-from bench.measure import median, pgbench_environment, python_module
+from bench.measure import median, oltp_pgbench, pgbench_environment, python_module
 from bench.results import Row
-from connections.settings import PROJECT_ROOT, parse_uri
-from localpg.binaries import binary
+from connections.settings import PROJECT_ROOT
 
 MARKER_EVERY = 0.2
 POLL_EVERY = 0.02
@@ -111,34 +109,8 @@ def run(
 
 
 def start_pgbench(uri, tps, seconds, customers, products, orders) -> subprocess.Popen:
-    parts = parse_uri(uri, "pgbench")
-    args = [
-        binary("pgbench"),
-        "-n",
-        "-f",
-        str(OLTP_SCRIPT),
-        "-c",
-        "4",
-        "-j",
-        "2",
-        "-R",
-        str(tps),
-        "-T",
-        str(int(seconds)),
-        "-h",
-        parts.host,
-        "-p",
-        str(parts.port),
-        "-U",
-        parts.user,
-        "-D",
-        f"customers={customers}",
-        "-D",
-        f"products={products}",
-        "-D",
-        f"orders={orders}",
-        parts.dbname,
-    ]
+    variables = {"customers": customers, "products": products, "orders": orders}
+    args = oltp_pgbench(uri, 4, 2, seconds, variables, "-R", str(tps))
     return subprocess.Popen(
         args,
         env={**os.environ, **pgbench_environment(uri)},
