@@ -40,8 +40,7 @@ STAGED_COLUMNS = (
     "primary_key, old_row, new_row, load_id"
 )
 
-PAGE_QUERY = """
-copy (
+PAGE_SELECT = """
     select change_id, txid::text::bigint, changed_at, table_schema, table_name, operation,
            primary_key, old_row, new_row, {load_id}::bigint
     from cdc.change_log
@@ -51,8 +50,8 @@ copy (
     -- the table's columns, not the bigint txid of the select list: the index's order
     order by change_log.txid, change_log.change_id
     limit {limit}
-) to stdout
 """
+PAGE_QUERY = f"copy ({PAGE_SELECT}) to stdout"
 
 
 @dataclass
@@ -92,6 +91,7 @@ def load_changes(
         with source.cursor() as src:
             require_installed(src)
             src.execute("set role acme_loader")
+            prefer_ordered_scan(src)
             src.execute("select pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
             horizon = src.fetchone()[0]
             identity = source_identity(src)
@@ -127,6 +127,16 @@ def load_changes(
         target.close()
     result.seconds = time.monotonic() - started
     return result
+
+
+def prefer_ordered_scan(src) -> None:
+    """Pages read the change-log index in order, whatever the statistics say.
+
+    Right after a burst, before autovacuum has analyzed cdc.change_log, the planner guesses
+    a page matches a few percent of the log and sorts the whole backlog for every page (a
+    parallel bitmap scan and an on-disk sort: 3.2 s a page instead of 0.05 s on a 1.8M-row
+    log). Forbidding the sort leaves the index scan, which stops after `limit` rows."""
+    src.execute("set enable_sort = off")
 
 
 def copy_page(src, target, watermark: Watermark, horizon: int, limit: int | None):

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from connections.settings import PROJECT_ROOT
+from loader.copy_changes import PAGE_SELECT, prefer_ordered_scan
 
 WORKLOAD = """
 insert into operations.customers (customer_name)
@@ -101,3 +102,27 @@ def test_max_batches_stops_on_a_transaction_boundary(platform):
     platform.acme("pipeline", "run", "--batch-size", "3", "--max-batches", "1")
     assert customers() == 5
     assert staged_counts(platform) == (9, 9)
+
+
+def test_pages_read_the_log_in_index_order_before_it_is_analyzed(platform):
+    """A backlog the planner has no statistics for yet (right after a burst) must not be
+    sorted whole for every page: the loader's session forbids the sort."""
+    platform.finance("alter table cdc.change_log set (autovacuum_enabled = false)")
+    platform.finance(WORKLOAD)
+    page = PAGE_SELECT.format(
+        load_id=1, last_txid=0, last_change_id=0, change_id_floor=0, horizon=2**40, limit=50_000
+    )
+    conn = platform.finance_connection()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"explain {page}")
+            default_plan = "\n".join(row[0] for row in cur.fetchall())
+            prefer_ordered_scan(cur)
+            cur.execute(f"explain {page}")
+            loader_plan = "\n".join(row[0] for row in cur.fetchall())
+    finally:
+        conn.close()
+    assert "Sort" in default_plan  # the condition: without statistics, a sort of the log
+    assert "Sort" not in loader_plan and "Index Scan using change_log_txid_change_id_idx" in (
+        loader_plan
+    ), loader_plan
