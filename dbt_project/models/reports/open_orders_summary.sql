@@ -1,10 +1,18 @@
 -- Open orders counted by delivery date and status, for `acme open_orders --summary`.
 -- Orders without a delivery date form their own group (delivery_date null).
+-- Counted from fact_orders, not from the open_orders report: that view's ORDER BY would
+-- sort every open order before counting them (0.9 s at 1M orders).
 
 with
 
+orders as (
+    select * from {{ ref('fact_orders') }}
+),
+
 open_orders as (
-    select * from {{ ref('open_orders') }}
+    select *
+    from orders
+    where {{ is_open_order('status') }}
 ),
 
 orders_by_date_and_status as (
