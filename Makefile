@@ -29,7 +29,7 @@ test: venv system-packages
 	$(BIN)/pytest
 	$(BIN)/python -m bench --quick
 
-# The benchmark suite (bench/README.md): full size, about 15 minutes; results in bench/results/.
+# The benchmark suite (bench/README.md): full size, about 12 minutes; results in bench/results/.
 bench: venv
 	$(BIN)/python -m bench
 

@@ -3,17 +3,22 @@
 A dataset has `orders` orders with about five items each, over a customer and a product base
 that grows with it. Every order is open (PENDING, PROCESSING or REPROCESSING) when written, so
 at 1M orders the open_orders export has about 1M rows, the size the memory figure asks for.
-Rows are written in set-based statements of CHUNK rows, each one captured by the statement
-triggers like any application statement.
+Rows are written in set-based statements of CHUNK orders, each one captured by the statement
+triggers like any application statement, by WRITERS concurrent sessions (one session leaves a
+core of the benchmark machine idle while the set-up writes millions of rows).
 """
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 from bench.cluster import Pair
 from loader.capture import install as install_capture
 from workload.schema import create_source_schema
 
-CHUNK = 100_000
+CHUNK = 50_000
+WRITERS = 2
+PROGRESS_EVERY = 100_000
 ITEMS_PER_ORDER = 5
 DELIVERY_DAYS = 60
 
@@ -45,46 +50,51 @@ def add_reference_data(pair: Pair, orders: int) -> None:
 
 
 def add_orders(pair: Pair, orders: int, chunk: int = CHUNK, progress=None) -> None:
-    """Appends `orders` open orders and their items, CHUNK orders per statement pair."""
+    """Appends `orders` open orders and their items, CHUNK orders per statement pair, the
+    chunks written by WRITERS concurrent sessions as a busy application would."""
     first, customers, products = pair.finance(
         "select (select coalesce(max(order_id), 0) from operations.orders), "
         "(select max(customer_id) from operations.customers), "
         "(select max(product_id) from operations.products)",
         fetch=True,
     )[0]
-    for start in range(0, orders, chunk):
-        count = min(chunk, orders - start)
-        pair.finance(
-            """
-            insert into operations.orders (order_id, customer_id, order_date, delivery_date, status)
-            select
-                id,
-                1 + (id * 7919) %% %(customers)s,
-                timestamp '2026-09-01' + (id %% 86400) * interval '1 minute',
-                timestamp '2026-11-01' + (id %% %(days)s) * interval '1 day',
-                (array['PENDING', 'PENDING', 'PROCESSING', 'PROCESSING', 'REPROCESSING'])[
-                    1 + id %% 5]
-            from generate_series(%(low)s::bigint, %(high)s::bigint) as id;
-            insert into operations.order_items (order_id, product_id, quantity)
-            select id, 1 + (id * 31 + n * 97) %% %(products)s, 1 + (id + n) %% 9
-            from generate_series(%(low)s::bigint, %(high)s::bigint) as id
-            cross join generate_series(1, %(items)s) as n;
-            """,
-            {
-                "customers": customers,
-                "products": products,
-                "days": DELIVERY_DAYS,
-                "low": first + start + 1,
-                "high": first + start + count,
-                "items": ITEMS_PER_ORDER,
-            },
-        )
-        if progress:
-            progress(f"{pair.name}: {start + count:,} of {orders:,} orders written")
+    sizes = {"customers": customers, "products": products, "days": DELIVERY_DAYS}
+    chunks = [
+        (first + start + 1, first + min(start + chunk, orders)) for start in range(0, orders, chunk)
+    ]
+    written = 0
+    with ThreadPoolExecutor(WRITERS) as writers:
+        for low, high in writers.map(lambda bounds: write_chunk(pair, sizes, *bounds), chunks):
+            written += high - low + 1
+            if progress and (written % PROGRESS_EVERY < chunk or written == orders):
+                progress(f"{pair.name}: {written:,} of {orders:,} orders written")
     pair.finance(
         "select setval(pg_get_serial_sequence('operations.orders', 'order_id'), "
         "(select max(order_id) from operations.orders))"
     )
+
+
+def write_chunk(pair: Pair, sizes: dict, low: int, high: int) -> tuple[int, int]:
+    """Orders low..high and their items, in one transaction."""
+    pair.finance(
+        """
+        insert into operations.orders (order_id, customer_id, order_date, delivery_date, status)
+        select
+            id,
+            1 + (id * 7919) %% %(customers)s,
+            timestamp '2026-09-01' + (id %% 86400) * interval '1 minute',
+            timestamp '2026-11-01' + (id %% %(days)s) * interval '1 day',
+            (array['PENDING', 'PENDING', 'PROCESSING', 'PROCESSING', 'REPROCESSING'])[
+                1 + id %% 5]
+        from generate_series(%(low)s::bigint, %(high)s::bigint) as id;
+        insert into operations.order_items (order_id, product_id, quantity)
+        select id, 1 + (id * 31 + n * 97) %% %(products)s, 1 + (id + n) %% 9
+        from generate_series(%(low)s::bigint, %(high)s::bigint) as id
+        cross join generate_series(1, %(items)s) as n;
+        """,
+        {**sizes, "low": low, "high": high, "items": ITEMS_PER_ORDER},
+    )
+    return low, high
 
 
 def set_capture(pair: Pair, enabled: bool) -> None:

@@ -1,18 +1,24 @@
-"""Catch-up after a burst: the consumers paused while the source takes a burst of changes,
-then the time until the warehouse's current-state tables match the source. Ours is the load
-and the incremental dbt run of a --follow cycle; the baseline is PostgreSQL's own logical
+"""Catch-up after a burst, and load throughput on the same bursts.
+
+The consumers are paused while the source takes a burst of changes, then timed until the
+warehouse's current-state tables match the source. Ours is the load (in a process of its own,
+for its peak memory; the loader's own time, without the process start that --follow does not
+pay) and the incremental dbt run of a --follow cycle; the baseline is PostgreSQL's own logical
 replication (a publication on finance_db, a subscription in a replica database on the
-analytics server) catching up on the very same burst. Both are checked against the source
-after each catch-up, outside the timing."""
+analytics server) catching up on the very same burst. The loader's time on each burst is
+also the load throughput figure, against a raw COPY of the burst's change-log rows. Both
+consumers are checked against the source after the last burst, outside the timing."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 import psycopg2
 
 from bench import datasets
 from bench.cluster import Cluster, create_database, run_sql
+from bench.figures import load_throughput
 from bench.measure import median, timed
 from bench.results import Row
 from bench.warehouse import Warehouse
@@ -23,12 +29,39 @@ TABLES = ("customers", "products", "orders", "order_items")
 POLL_SECONDS = 0.02
 
 
+@dataclass
+class Bursts:
+    sizes: list[int] = field(default_factory=list)
+    ours: list[float] = field(default_factory=list)
+    native: list[float] = field(default_factory=list)
+    loader_rates: list[float] = field(default_factory=list)
+    raw_rates: list[float] = field(default_factory=list)
+    loader_peaks: list[float] = field(default_factory=list)
+
+    def rows(self) -> list[Row]:
+        size = median(self.sizes)
+        ours_s, native_s = median(self.ours), median(self.native)
+        ratio = ours_s / native_s
+        catch_up = Row(
+            f"catch-up after a {size:,.0f}-change burst",
+            ours_s,
+            "s",
+            native_s,
+            "native logical replication",
+            ratio,
+            "≤ 1.0 (ours ÷ native)",
+            ratio <= 1.0,
+            self.ours,
+        )
+        return [load_throughput.row(size, self.loader_rates, self.raw_rates), catch_up]
+
+
 def burst_orders(changes: int) -> int:
     """Orders whose insert (an order and its items) and one status update make `changes`."""
     return max(1, changes // (2 + datasets.ITEMS_PER_ORDER))
 
 
-def run(cluster: Cluster, changes: int, reps: int, progress) -> Row:
+def run(cluster: Cluster, changes: int, reps: int, progress) -> Bursts:
     pair = cluster.pair("catchup")
     datasets.install_source(pair)
     datasets.add_reference_data(pair, 10_000)
@@ -36,25 +69,39 @@ def run(cluster: Cluster, changes: int, reps: int, progress) -> Row:
     warehouse = Warehouse(pair)
     warehouse.load()
     warehouse.build_all()
+    load_throughput.prepare_raw_table(pair)
     replica_uri = cluster.server_uri(cluster.analytics_uri, "replica_catchup")
     subscribe(pair, replica_uri)
-    burst_sizes: list[int] = []
-    figures: dict[str, list[float]] = {"ours": [], "native": []}
+    bursts = Bursts()
 
-    def ours(marker: str) -> float:
-        seconds = timed(lambda: (warehouse.load(), warehouse.incremental()))
-        progress(f"  ours: caught up in {seconds:.2f}s")
-        return seconds
+    def ours(_burst) -> None:
+        landed, load_seconds, peak = load_throughput.load_in_child(pair)
+        assert landed == bursts.sizes[-1], f"loaded {landed:,} of {bursts.sizes[-1]:,}"
+        seconds = load_seconds + timed(warehouse.incremental)
+        bursts.ours.append(seconds)
+        bursts.loader_rates.append(landed / load_seconds)
+        bursts.loader_peaks.append(peak)
+        progress(
+            f"  ours: caught up in {seconds:.2f}s (loader {landed / load_seconds:,.0f} "
+            f"changes/s, {peak:.0f} MB)"
+        )
 
-    def native(marker: str) -> float:
-        seconds = timed(lambda: replicate(replica_uri, marker))
+    def native(burst) -> None:
+        seconds = timed(lambda: replicate(replica_uri, burst["marker"]))
+        bursts.native.append(seconds)
         progress(f"  native logical replication: caught up in {seconds:.2f}s")
-        return seconds
 
-    # One burst per repetition feeds both consumers; which catches up first alternates.
+    def raw(burst) -> None:
+        seconds = load_throughput.raw_copy(pair, burst["after"])
+        bursts.raw_rates.append(bursts.sizes[-1] / seconds)
+        progress(f"  raw COPY: {bursts.sizes[-1] / seconds:,.0f} changes/s")
+
+    # One burst per repetition feeds all three; their order rotates, so each takes each
+    # place once in three repetitions.
+    measurements = [raw, ours, native]
     for rep in range(reps):
         run_sql(replica_uri, "alter subscription acme_bench disable")
-        (before,) = pair.finance("select count(*) from cdc.change_log", fetch=True)[0]
+        (before,) = pair.finance("select max(change_id) from cdc.change_log", fetch=True)[0]
         (first,) = pair.finance("select max(order_id) from operations.orders", fetch=True)[0]
         datasets.add_orders(pair, burst_orders(changes))
         pair.finance(
@@ -65,12 +112,14 @@ def run(cluster: Cluster, changes: int, reps: int, progress) -> Row:
         pair.finance(
             "update operations.customers set customer_name = %s where customer_id = 1", (marker,)
         )
-        (after,) = pair.finance("select count(*) from cdc.change_log", fetch=True)[0]
-        burst_sizes.append(after - before)
-        progress(f"  burst of {after - before:,} changes")
-        runs = {"ours": ours, "native": native}
-        for name in runs if rep % 2 == 0 else reversed(list(runs)):
-            figures[name].append(runs[name](marker))
+        (size,) = pair.finance(
+            "select count(*) from cdc.change_log where change_id > %s", (before,), fetch=True
+        )[0]
+        bursts.sizes.append(size)
+        progress(f"  burst of {size:,} changes")
+        shift = rep % len(measurements)
+        for measure in measurements[shift:] + measurements[:shift]:
+            measure({"marker": marker, "after": before})
     # Both caught up with the source, checked row by row once, after the last burst (a check
     # after every burst cost 40 s of the run's 15-minute budget).
     with pair.active():
@@ -78,20 +127,7 @@ def run(cluster: Cluster, changes: int, reps: int, progress) -> Row:
     assert outcome.ok, f"warehouse does not match the source after catch-up: {outcome}"
     assert replica_matches(pair, replica_uri), "replica does not match the source"
     unsubscribe(replica_uri)
-    ours_s, native_s = median(figures["ours"]), median(figures["native"])
-    ratio = ours_s / native_s
-    size = median(burst_sizes)
-    return Row(
-        f"catch-up after a {size:,.0f}-change burst",
-        ours_s,
-        "s",
-        native_s,
-        "native logical replication",
-        ratio,
-        "≤ 1.0 (ours ÷ native)",
-        ratio <= 1.0,
-        figures["ours"],
-    )
+    return bursts
 
 
 def subscribe(pair, replica_uri: str) -> None:
