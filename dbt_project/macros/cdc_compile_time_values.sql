@@ -16,14 +16,14 @@
 {%- endmacro %}
 
 {#-
-    The change_id of the newest TRUNCATE among the changes landed since the model was last
-    built, or 0 (also when not executing).
+    The change_id of the newest TRUNCATE among the changes landed after applied_load_id (the
+    model's cdc_applied_load_id()), or 0 (also when not executing).
 -#}
-{% macro cdc_new_truncate_id(staged_relation) -%}
+{% macro cdc_new_truncate_id(staged_relation, applied_load_id) -%}
     {%- if execute -%}
         {{ run_query(
             "select coalesce(max(change_id), 0) from " ~ staged_relation
-            ~ " where change_operation = 'TRUNCATE' and load_id > " ~ cdc_applied_load_id()
+            ~ " where change_operation = 'TRUNCATE' and load_id > " ~ applied_load_id
         ).columns[0].values()[0] }}
     {%- else -%}
         0

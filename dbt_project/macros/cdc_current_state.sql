@@ -23,6 +23,10 @@
     cdc_apply strategy deletes them (get_incremental_cdc_apply_sql).
 -#}
 {% macro cdc_current_state(staged_relation, key_column, columns) %}
+{% if is_incremental() %}
+{% set applied_load_id = cdc_applied_load_id() | trim %}
+{% set new_truncate_id = cdc_new_truncate_id(staged_relation, applied_load_id) | int %}
+{% endif %}
     with
 
     {% if is_incremental() %}
@@ -33,21 +37,21 @@
         new_changes as (
             select primary_key
             from {{ staged_relation }}
-            where load_id > {{ cdc_applied_load_id() }}
+            where load_id > {{ applied_load_id }}
         ),
 
         affected_keys as (
             select primary_key
             from new_changes
             where primary_key is not null
-            {% if cdc_new_truncate_id(staged_relation) | int > 0 %}
+            {% if new_truncate_id > 0 %}
 
                 union
 
                 -- rows a newly landed truncate removes: captured before it, not changed since
                 select jsonb_build_object('{{ key_column }}', current_rows.{{ key_column }})
                 from {{ this }} as current_rows
-                where current_rows.last_change_id < {{ cdc_new_truncate_id(staged_relation) }}
+                where current_rows.last_change_id < {{ new_truncate_id }}
             {% endif %}
         ),
 
