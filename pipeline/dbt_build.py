@@ -134,8 +134,8 @@ class FollowBuilds:
 
     def build(self, changes_landed: bool, full_build_owed: bool) -> BuildResult | None:
         if full_build_owed or self.manifest is None:
-            result = run_dbt("build", "--quiet")
             self.manifest = self.manifest or parse_manifest()
+            result = run_dbt("build", "--quiet", manifest=self.manifest)
             self.tested_at, self.untested = time.monotonic(), False
             return result
         result = None
