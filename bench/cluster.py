@@ -88,40 +88,38 @@ class Pair:
         return run_sql(self.analytics_uri, sql, params, fetch)
 
 
-def run_sql(uri: str, sql: str, params=None, fetch: bool = False):
+def run_sql(uri: str, sql: str, params=None, fetch: bool = False, autocommit: bool = False):
+    """One statement on its own connection; autocommit for those that cannot run in a
+    transaction block (CREATE DATABASE, CREATE and DROP SUBSCRIPTION)."""
     conn = psycopg2.connect(uri)
+    conn.autocommit = autocommit
     try:
-        with conn, conn.cursor() as cur:
+        # Not `with conn`: since psycopg2 2.9 it opens a transaction even in autocommit.
+        with conn.cursor() as cur:
             cur.execute(sql, params)
-            return cur.fetchall() if fetch else None
+            rows = cur.fetchall() if fetch else None
+        conn.commit()  # closing without it rolls back a failed statement's transaction
+        return rows
     finally:
         conn.close()
 
 
 def drop_database(uri: str) -> None:
     base, database = uri.rsplit("/", 1)
-    conn = psycopg2.connect(base + "/postgres")
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f'drop database if exists "{database}" with (force)')
-    finally:
-        conn.close()
+    run_sql(
+        base + "/postgres", f'drop database if exists "{database}" with (force)', autocommit=True
+    )
 
 
 def create_database(uri: str, fresh: bool) -> None:
     base, database = uri.rsplit("/", 1)
-    conn = psycopg2.connect(base + "/postgres")
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            if fresh:
-                cur.execute(f'drop database if exists "{database}" with (force)')
-            cur.execute("select 1 from pg_database where datname = %s", (database,))
-            if cur.fetchone() is None:
-                cur.execute(f'create database "{database}"')
-    finally:
-        conn.close()
+    if fresh:
+        drop_database(uri)
+    exists = run_sql(
+        base + "/postgres", "select 1 from pg_database where datname = %s", (database,), fetch=True
+    )
+    if not exists:
+        run_sql(base + "/postgres", f'create database "{database}"', autocommit=True)
 
 
 @contextmanager

@@ -16,13 +16,20 @@ from connections.settings import PROJECT_ROOT, parse_uri
 from localpg.binaries import binary
 
 
+def turn_order(rep: int, names: list) -> list:
+    """The order of one repetition's measurements: rotated by one each repetition, so each
+    takes each place in turn (two alternate which goes first) and a slow patch of the machine
+    falls on every side."""
+    shift = rep % len(names)
+    return names[shift:] + names[:shift]
+
+
 def interleaved(reps: int, runs: dict[str, Callable[[], float]]) -> dict[str, list[float]]:
-    """Runs each measurement once per repetition, alternating which goes first, so a slow
-    patch of the machine falls on both sides; returns every figure of each."""
+    """Runs each measurement once per repetition, in turn order; returns every figure of
+    each."""
     figures: dict[str, list[float]] = {name: [] for name in runs}
-    names = list(runs)
     for rep in range(reps):
-        for name in names if rep % 2 == 0 else reversed(names):
+        for name in turn_order(rep, list(runs)):
             figures[name].append(runs[name]())
     return figures
 

@@ -19,7 +19,7 @@ import psycopg2
 from bench import datasets
 from bench.cluster import Cluster, create_database, run_sql
 from bench.figures import load_throughput
-from bench.measure import median, timed
+from bench.measure import median, timed, turn_order
 from bench.results import Row
 from bench.warehouse import Warehouse
 from connections.settings import PROJECT_ROOT
@@ -96,8 +96,7 @@ def run(cluster: Cluster, changes: int, reps: int, progress) -> Bursts:
         bursts.raw_rates.append(bursts.sizes[-1] / seconds)
         progress(f"  raw COPY: {bursts.sizes[-1] / seconds:,.0f} changes/s")
 
-    # One burst per repetition feeds all three; their order rotates, so each takes each
-    # place once in three repetitions.
+    # One burst per repetition feeds all three, in turn order.
     measurements = [raw, ours, native]
     for rep in range(reps):
         run_sql(replica_uri, "alter subscription acme_bench disable")
@@ -117,8 +116,7 @@ def run(cluster: Cluster, changes: int, reps: int, progress) -> Bursts:
         )[0]
         bursts.sizes.append(size)
         progress(f"  burst of {size:,} changes")
-        shift = rep % len(measurements)
-        for measure in measurements[shift:] + measurements[:shift]:
+        for measure in turn_order(rep, measurements):
             measure({"marker": marker, "after": before})
     # Both caught up with the source, checked row by row once, after the last burst (a check
     # after every burst cost 40 s of the run's 15-minute budget).
@@ -138,16 +136,12 @@ def subscribe(pair, replica_uri: str) -> None:
         "create publication acme_bench for table "
         + ", ".join(f"operations.{table}" for table in TABLES)
     )
-    conn = psycopg2.connect(replica_uri)
-    conn.autocommit = True  # create subscription cannot run in a transaction block
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                "create subscription acme_bench connection %s publication acme_bench",
-                (pair.finance_uri,),
-            )
-    finally:
-        conn.close()
+    run_sql(
+        replica_uri,
+        "create subscription acme_bench connection %s publication acme_bench",
+        (pair.finance_uri,),
+        autocommit=True,
+    )
     wait_until(
         lambda: run_sql(
             replica_uri,
@@ -160,13 +154,7 @@ def subscribe(pair, replica_uri: str) -> None:
 
 def unsubscribe(replica_uri: str) -> None:
     """Drops the subscription, and with it its replication slot on finance_db."""
-    conn = psycopg2.connect(replica_uri)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute("drop subscription if exists acme_bench")
-    finally:
-        conn.close()
+    run_sql(replica_uri, "drop subscription if exists acme_bench", autocommit=True)
 
 
 def replicate(replica_uri: str, marker: str) -> None:

@@ -18,9 +18,9 @@ import time
 import psycopg2
 
 from bench import datasets
-from bench.cluster import Cluster
+from bench.cluster import Cluster, run_sql
 from bench.figures.catch_up import subscribe, unsubscribe, wait_until
-from bench.measure import median, oltp_pgbench, pgbench_environment, python_module
+from bench.measure import median, oltp_pgbench, pgbench_environment, python_module, turn_order
 from bench.results import Row
 from connections.settings import PROJECT_ROOT
 
@@ -64,11 +64,11 @@ def run(
         p50s: dict[str, list[float]] = {"ours": [], "native": []}
         p95s: dict[str, list[float]] = {"ours": [], "native": []}
         for rep in range(reps):
-            for name in ("ours", "native") if rep % 2 == 0 else ("native", "ours"):
+            for name in turn_order(rep, ["ours", "native"]):
                 if name == "ours":
                     follower.send_signal(signal.SIGCONT)
                 else:
-                    pair_sql(replica_uri, "alter subscription acme_bench enable")
+                    run_sql(replica_uri, "alter subscription acme_bench enable")
                 time.sleep(warm_up)
                 uri, relation = seen[name]
                 query = f"select order_id from {relation} where order_id = any(%s)"
@@ -76,7 +76,7 @@ def run(
                 if name == "ours":
                     follower.send_signal(signal.SIGSTOP)
                 else:
-                    pair_sql(replica_uri, "alter subscription acme_bench disable")
+                    run_sql(replica_uri, "alter subscription acme_bench disable")
                 p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
                 p50s[name].append(p50)
                 p95s[name].append(p95)
@@ -175,13 +175,3 @@ def measure_window(source_uri: str, target_uri: str, query: str, window: float) 
 
 def percentile(values: list[float], pct: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[pct - 1]
-
-
-def pair_sql(uri: str, sql: str) -> None:
-    conn = psycopg2.connect(uri)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()

@@ -1,13 +1,13 @@
 """Incremental cost and flat growth: after 10k changes, the incremental dbt run of the marts
 against a full refresh of the same warehouse, and at a large warehouse against a small one.
 Each repetition writes a fresh 10k-change round (new orders with items, status updates) to
-both sizes and loads it, untimed; then times the dbt runs, in alternating order."""
+both sizes and loads it, untimed; then times the dbt runs in turn order (bench/measure.py)."""
 
 from __future__ import annotations
 
 from bench import datasets
 from bench.cluster import Pair
-from bench.measure import median, timed
+from bench.measure import median, timed, turn_order
 from bench.results import Row
 from bench.warehouse import Warehouse
 
@@ -45,7 +45,7 @@ def run(small: Warehouse, large: Warehouse, changes: int, reps: int, progress) -
             "large": large.incremental,
             "full": large.full_refresh,
         }
-        for name in runs if rep % 2 == 0 else reversed(list(runs)):
+        for name in turn_order(rep, list(runs)):
             seconds = timed(runs[name])
             figures[name].append(seconds)
             progress(f"  {name}: {seconds:.2f}s")
