@@ -20,6 +20,14 @@ def cycle_lines(follower: Follower, since: float) -> list[str]:
     return [line for line in follower.own_lines(since) if " loaded 1 changes" in line]
 
 
+def cycle_landing_a_new_order(platform, follower: Follower) -> str:
+    """Adds an order; the line of the cycle that landed it."""
+    since = time.monotonic()
+    add_order(platform)
+    follower.wait_for(lambda: cycle_lines(follower, since), 60, "a cycle landing 1 change")
+    return cycle_lines(follower, since)[0]
+
+
 def test_follow_builds_models_each_cycle_and_tests_on_their_interval(platform):
     seed_reference_data(platform)
     add_order(platform)
@@ -28,11 +36,7 @@ def test_follow_builds_models_each_cycle_and_tests_on_their_interval(platform):
         follower.wait_for_cycles(1, 0.0, built=True)
         first = [line for line in follower.own_lines() if " loaded " in line][0]
         assert "; dbt build " in first, first  # every model and every data test
-
-        since = time.monotonic()
-        add_order(platform)
-        follower.wait_for(lambda: cycle_lines(follower, since), 60, "a cycle landing 1 change")
-        line = cycle_lines(follower, since)[0]
+        line = cycle_landing_a_new_order(platform, follower)
         # the four marts and the on-run-end hook; no views, no tests within the hour
         assert "; dbt run 5 nodes in " in line and "test" not in line, line
         rows = platform.analytics("select count(*) from reports.open_orders", fetch=True)
@@ -48,10 +52,7 @@ def test_a_failing_data_test_stops_follow_at_its_interval(platform):
     follower = Follower.start("--test-interval", "0")
     try:
         follower.wait_for_cycles(1, 0.0, built=True)
-        since = time.monotonic()
-        add_order(platform)
-        follower.wait_for(lambda: cycle_lines(follower, since), 60, "a cycle landing 1 change")
-        line = cycle_lines(follower, since)[0]
+        line = cycle_landing_a_new_order(platform, follower)
         assert "; dbt run + test " in line, line  # --test-interval 0: tests after each load
 
         # A mart that no longer matches its staged changes: the reconciliation test fails.
