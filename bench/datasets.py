@@ -105,7 +105,8 @@ def set_capture(pair: Pair, enabled: bool) -> None:
         "where tgfoid = 'cdc.capture_changes'::regproc",
         fetch=True,
     )
-    action = "enable" if enabled else "disable"
+    # Back on as capture installs them: firing ALWAYS (the loader refuses anything else).
+    action = "enable always" if enabled else "disable"
     pair.finance(
         "".join(f'alter table {table} {action} trigger "{name}";' for table, name in triggers)
     )

@@ -45,14 +45,32 @@ def uninstall(purge: bool) -> None:
 
 @capture.command()
 def status() -> None:
-    """Show the captured tables and what the change log holds."""
+    """Show the captured tables, any trigger missing or disabled, and what the change log
+    holds. Exits 1 unless capture is installed and whole."""
     result = capture_service.status()
     if not result.installed:
         click.echo("capture: not installed (run `acme capture install`)")
         raise click.exceptions.Exit(1)
-    click.echo(f"capture: installed on {len(result.tables)} tables")
+    if not result.tables:
+        click.echo("capture: no table is captured (run `acme capture install`)")
+    elif result.faults:
+        click.echo(
+            f"capture: NOT WHOLE on {len(result.tables)} tables: writes may pass uncaptured "
+            "(run `acme capture install`, then `acme pipeline resync`)"
+        )
+    else:
+        click.echo(f"capture: installed on {len(result.tables)} tables")
     for table in result.tables:
-        click.echo(f"  {table}")
+        faults = [f"{f.trigger} {f.fault}" for f in result.faults if f.table == table]
+        click.echo(f"  {table}" + (f": {', '.join(faults)}" if faults else ""))
+    click.echo(
+        "schema changes: "
+        + (
+            "captured"
+            if result.schema_changes_captured
+            else "not captured (install capture as a superuser to record DDL in the stream)"
+        )
+    )
     click.echo(
         f"change log: {result.changes_in_log} changes"
         + (
@@ -61,6 +79,8 @@ def status() -> None:
             else ""
         )
     )
+    if not result.whole:
+        raise click.exceptions.Exit(1)
 
 
 class Duration(click.ParamType):

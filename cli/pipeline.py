@@ -199,6 +199,15 @@ def status(as_json: bool) -> None:
         click.echo("last load: never")
     for table, rows in result.rows_per_table.items():
         click.echo(f"  {table}: {'not built' if rows is None else f'{rows} rows'}")
+    if result.capture_faults:
+        click.echo(
+            f"capture: NOT WHOLE ({'; '.join(result.capture_faults)}): run `acme capture "
+            "install`, then `acme pipeline resync`"
+        )
+    if not result.schema_changes_captured:
+        click.echo("schema changes: not captured (capture was installed by a non-superuser)")
+    for table, columns in result.unmodelled_columns.items():
+        click.echo(f"  {table}: source columns no model reads yet: {', '.join(columns)}")
 
 
 @pipeline.command()

@@ -33,6 +33,18 @@ class SourceReplaced(PipelineError):
     """finance_db is not the server the watermark was taken from."""
 
 
+class SourceRewound(PipelineError):
+    """finance_db went back in time (a restore) behind what the warehouse has landed."""
+
+
+class CaptureIncomplete(PipelineError):
+    """A capture trigger is missing or disabled, so writes may pass uncaptured."""
+
+
+class SchemaMismatch(PipelineError):
+    """A source column was renamed, dropped or retyped beyond what the models can hold."""
+
+
 class ChangesPruned(PipelineError):
     """Changes the warehouse has not landed were pruned from the change log."""
 

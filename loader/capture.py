@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg2
 from psycopg2 import errors
 
 from connections.connect import connect
-from connections.errors import CaptureNotInstalled
+from connections.errors import CaptureIncomplete, CaptureNotInstalled
 from connections.settings import FINANCE
 from loader.locking import retry_on_lock_conflict, set_short_lock_wait
 from loader.sql_files import apply_sql_file
@@ -133,6 +133,12 @@ class CaptureStatus:
     changes_in_log: int
     oldest_change_at: str | None
     newest_change_at: str | None
+    faults: list[CaptureFault] = field(default_factory=list)
+    schema_changes_captured: bool = False
+
+    @property
+    def whole(self) -> bool:
+        return self.installed and bool(self.tables) and not self.faults
 
 
 def status() -> CaptureStatus:
@@ -147,17 +153,67 @@ def status() -> CaptureStatus:
                 "select count(*), min(changed_at)::text, max(changed_at)::text from cdc.change_log"
             )
             count, oldest, newest = cur.fetchone()
-            return CaptureStatus(True, tables, count, oldest, newest)
+            faults = capture_faults(cur) if tables else []
+            return CaptureStatus(
+                True, tables, count, oldest, newest, faults, schema_changes_captured(cur)
+            )
     finally:
         conn.close()
 
 
 def require_installed(cur) -> None:
-    """Raises CaptureNotInstalled, with the fix, when finance_db has no change log."""
+    """Raises CaptureNotInstalled, with the fix, when finance_db has no change log, or one
+    installed by an older version (it lacks the load fence)."""
     if not change_log_exists(cur):
         raise CaptureNotInstalled(
             "capture is not installed on finance_db (no cdc.change_log): run `acme capture install`"
         )
+    cur.execute("select to_regclass('cdc.load_fence') is not null")
+    if not cur.fetchone()[0]:
+        raise CaptureNotInstalled(
+            "capture on finance_db was installed by an older version: run `acme capture "
+            "install` to upgrade it in place (every change in the log is kept)"
+        )
+
+
+@dataclass(frozen=True)
+class CaptureFault:
+    table: str
+    trigger: str
+    fault: str  # missing, disabled, or not firing ALWAYS
+
+    def describe(self) -> str:
+        return f"{self.table}: trigger {self.trigger} {self.fault}"
+
+
+def capture_faults(cur) -> list[CaptureFault]:
+    """The capture triggers of captured tables that are missing or do not fire ALWAYS."""
+    cur.execute(
+        "select format('%I.%I', table_schema, table_name), trigger_name, fault "
+        "from cdc.capture_faults order by 1, 2"
+    )
+    return [CaptureFault(*row) for row in cur.fetchall()]
+
+
+def require_capture_whole(cur) -> None:
+    """Raises CaptureIncomplete when a capture trigger is missing or disabled: writes may have
+    passed uncaptured, so the warehouse cannot be trusted to match the source."""
+    faults = capture_faults(cur)
+    if faults:
+        raise CaptureIncomplete(
+            f"capture is not whole on finance_db ({'; '.join(f.describe() for f in faults)}), "
+            "so writes may have passed uncaptured. Nothing was loaded; run `acme capture "
+            "install` to restore the triggers, then `acme pipeline resync` to re-snapshot"
+        )
+
+
+def schema_changes_captured(cur) -> bool:
+    """Whether DDL on captured tables reaches the change log (an event trigger, which only a
+    superuser can create)."""
+    cur.execute(
+        "select exists (select from pg_event_trigger where evtname = 'acme_capture_schema')"
+    )
+    return cur.fetchone()[0]
 
 
 def change_log_exists(cur) -> bool:

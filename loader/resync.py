@@ -1,12 +1,18 @@
 """`acme pipeline resync`: re-snapshots every captured table, for when the change log cannot
 bring the warehouse up to date: changes since its watermark were pruned, or finance_db was
-restored into a new server whose transaction ids cannot be compared with the watermark.
+restored into a new server whose transaction ids cannot be compared with the watermark, or
+restored in place to an earlier moment (the load fence went back), or a schema change or a
+capture gap the warehouse cannot build across.
 
 On the source, in one transaction with writers locked out: the change sequence is moved
 above every change_id already staged (a restored server's sequence may be behind), and each
 table gets a TRUNCATE and one SNAPSHOT change per row. The watermark then takes the source's
 identity and a change_id floor, the snapshot's first change: anything below it is
-superseded by the snapshot and is never landed. The next `acme pipeline run` converges.
+superseded by the snapshot and is never landed, nor read by the models if already staged.
+The watermark's cursor starts again from the beginning of the log: a source restored to an
+earlier point in time hands out transaction ids below the old cursor, and the floor keeps
+everything older out. A new load fence is committed with the snapshot. The next `acme
+pipeline run` converges.
 """
 
 from __future__ import annotations
@@ -22,7 +28,13 @@ from loader.capture import require_installed
 from loader.copy_changes import hold_loader_lock
 from loader.locking import retry_on_lock_conflict, set_short_lock_wait
 from loader.staging import ensure_staging
-from loader.watermark import Watermark, read_watermark, source_identity, write_watermark
+from loader.watermark import (
+    Watermark,
+    read_watermark,
+    source_fence,
+    source_identity,
+    write_watermark,
+)
 
 
 @dataclass(frozen=True)
@@ -42,22 +54,22 @@ def resync() -> ResyncResult:
             watermark = read_watermark(cur)
             cur.execute("select coalesce(max(change_id), 0) from staging.change_log")
             highest_staged = cur.fetchone()[0]
-        snapshotted, floor, identity = retry_on_lock_conflict(
-            lambda: snapshot_source(finance, highest_staged), "resync"
+        landed_fence = watermark.load_fence if watermark else 0
+        snapshotted, floor, identity, fence = retry_on_lock_conflict(
+            lambda: snapshot_source(finance, highest_staged, landed_fence), "resync"
         )
         source_changed = watermark is None or watermark.source_system_identifier != identity
-        # A new server's transaction ids start afresh: page through its whole log again
-        # (the floor keeps out everything before the snapshot).
-        cursor = (0, 0) if source_changed else (watermark.last_txid, watermark.last_change_id)
         with analytics, analytics.cursor() as cur:
-            write_watermark(cur, Watermark(identity, *cursor, floor))
+            write_watermark(cur, Watermark(identity, 0, 0, floor, fence))
     finally:
         analytics.close()
         finance.close()
     return ResyncResult(snapshotted, floor, source_changed)
 
 
-def snapshot_source(finance, highest_staged: int) -> tuple[dict[str, int], int, str]:
+def snapshot_source(
+    finance, highest_staged: int, landed_fence: int
+) -> tuple[dict[str, int], int, str, int]:
     with finance, finance.cursor() as cur:
         require_installed(cur)
         set_short_lock_wait(cur)
@@ -87,4 +99,10 @@ def snapshot_source(finance, highest_staged: int) -> tuple[dict[str, int], int, 
             )
             snapshotted[f"{schema}.{name}"] = cur.fetchone()[0]
         identity = source_identity(cur)
-    return snapshotted, floor, identity
+        fence = max(source_fence(cur), landed_fence) + 1
+        cur.execute(
+            "insert into cdc.load_fence (fence) values (%s) on conflict (singleton) "
+            "do update set fence = excluded.fence, fenced_at = now()",
+            (fence,),
+        )
+    return snapshotted, floor, identity, fence

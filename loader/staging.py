@@ -11,11 +11,13 @@ def ensure_staging(conn) -> None:
     Checked first rather than applied every time: ALTER TABLE would lock load_state on each
     cycle even when there is nothing to change."""
     with conn, conn.cursor() as cur:
-        # The newest parts of the file: a column, and the incremental models' lookup index.
+        # The newest parts of the file: a column, the incremental models' lookup index and
+        # the build range tables.
         cur.execute(
             "select exists (select from information_schema.columns where table_schema = "
-            "'staging' and table_name = 'load_state' and column_name = 'change_id_floor') "
-            "and to_regclass('staging.change_log_key_idx') is not null"
+            "'staging' and table_name = 'load_state' and column_name = 'load_fence') "
+            "and to_regclass('staging.change_log_key_idx') is not null "
+            "and to_regclass('staging.applied_loads') is not null"
         )
         if not cur.fetchone()[0]:
             apply_sql_file(cur, "staging/change_log.sql")

@@ -6,8 +6,9 @@ from dataclasses import asdict, dataclass, field
 
 from connections.connect import connect
 from connections.settings import ANALYTICS, FINANCE
-from loader.capture import require_installed
+from loader.capture import capture_faults, require_installed, schema_changes_captured
 from loader.lag import unloaded_changes
+from loader.schema_contract import SchemaEvent, unmodelled_columns
 from loader.watermark import read_watermark, source_identity
 
 WAREHOUSE_TABLES = (
@@ -31,6 +32,10 @@ class PipelineStatus:
     last_load_changes: int | None = None
     changes_staged: int = 0
     rows_per_table: dict[str, int | None] = field(default_factory=dict)
+    capture_faults: list[str] = field(default_factory=list)
+    schema_changes_captured: bool = False
+    # Source columns no model reads, per table, as of the newest staged SCHEMA change.
+    unmodelled_columns: dict[str, list[str]] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -53,6 +58,8 @@ def pipeline_status() -> PipelineStatus:
                     status.last_load_at, status.last_load_changes = row
                 cur.execute("select count(*) from staging.change_log")
                 status.changes_staged = cur.fetchone()[0]
+            if watermark:
+                status.unmodelled_columns = staged_unmodelled_columns(cur)
             for table in WAREHOUSE_TABLES:
                 cur.execute("select to_regclass(%s) is not null", (table,))
                 if cur.fetchone()[0]:
@@ -71,6 +78,8 @@ def pipeline_status() -> PipelineStatus:
                 status.source_matches_watermark = watermark.source_system_identifier == identity
             status.lag_changes, status.lag_seconds = unloaded_changes(cur, watermark)
             status.oldest_open_transaction = oldest_open_transaction(cur)
+            status.capture_faults = [fault.describe() for fault in capture_faults(cur)]
+            status.schema_changes_captured = schema_changes_captured(cur)
     finally:
         analytics.close()
         finance.close()
@@ -104,3 +113,17 @@ def oldest_open_transaction(cur) -> dict | None:
         return None
     keys = ("pid", "user", "application", "state", "age_seconds", "xid")
     return dict(zip(keys, row, strict=True))
+
+
+def staged_unmodelled_columns(cur) -> dict[str, list[str]]:
+    cur.execute(
+        "select distinct on (table_schema, table_name) change_id, "
+        "format('%I.%I', table_schema, table_name), new_row from staging.change_log "
+        "where operation = 'SCHEMA' order by table_schema, table_name, change_id desc"
+    )
+    found = {}
+    for change_id, table, columns in cur.fetchall():
+        extra = unmodelled_columns(SchemaEvent(change_id, table, columns))
+        if extra:
+            found[table] = extra
+    return found

@@ -1,12 +1,13 @@
 """The loader's watermark in analytics_db: the (txid, change_id) cursor of the last change
-landed, the identity of the source it counts in (server and change log), and the change_id
-floor below which changes are superseded by a resync's snapshot."""
+landed, the identity of the source it counts in (server and change log), the change_id
+floor below which changes are superseded by a resync's snapshot, and the load fence the
+landed changes were read under (see check_not_rewound)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from connections.errors import ChangesPruned, SourceReplaced
+from connections.errors import ChangesPruned, SourceReplaced, SourceRewound
 
 
 @dataclass(frozen=True)
@@ -15,9 +16,13 @@ class Watermark:
     last_txid: int
     last_change_id: int
     change_id_floor: int = 0
+    load_fence: int = 0
 
     def advanced_to(self, txid: int, change_id: int) -> Watermark:
-        return Watermark(self.source_system_identifier, txid, change_id, self.change_id_floor)
+        return replace(self, last_txid=txid, last_change_id=change_id)
+
+    def fenced(self, load_fence: int) -> Watermark:
+        return replace(self, load_fence=load_fence)
 
 
 def read_watermark(cur) -> Watermark | None:
@@ -26,8 +31,8 @@ def read_watermark(cur) -> Watermark | None:
     if not cur.fetchone()[0]:
         return None
     cur.execute(
-        "select source_system_identifier, last_txid, last_change_id, change_id_floor "
-        "from staging.load_state"
+        "select source_system_identifier, last_txid, last_change_id, change_id_floor, "
+        "load_fence from staging.load_state"
     )
     row = cur.fetchone()
     return Watermark(*row) if row else None
@@ -37,13 +42,15 @@ def write_watermark(cur, watermark: Watermark) -> None:
     cur.execute(
         """
         insert into staging.load_state as s
-            (source_system_identifier, last_txid, last_change_id, change_id_floor, updated_at)
-        values (%s, %s, %s, %s, now())
+            (source_system_identifier, last_txid, last_change_id, change_id_floor, load_fence,
+             updated_at)
+        values (%s, %s, %s, %s, %s, now())
         on conflict (singleton) do update set
             source_system_identifier = excluded.source_system_identifier,
             last_txid = excluded.last_txid,
             last_change_id = excluded.last_change_id,
             change_id_floor = excluded.change_id_floor,
+            load_fence = excluded.load_fence,
             updated_at = excluded.updated_at
         """,
         (
@@ -51,6 +58,7 @@ def write_watermark(cur, watermark: Watermark) -> None:
             watermark.last_txid,
             watermark.last_change_id,
             watermark.change_id_floor,
+            watermark.load_fence,
         ),
     )
 
@@ -95,4 +103,35 @@ def check_nothing_pruned_past(watermark: Watermark, source_cur) -> None:
             f"warehouse's watermark (change {watermark.last_change_id}): the changes between "
             "are gone (was analytics_db restored from an older backup?), so nothing was "
             "loaded; re-snapshot the source with `acme pipeline resync`"
+        )
+
+
+def source_fence(source_cur) -> int:
+    """The newest load fence finance_db holds (0 before the first load)."""
+    source_cur.execute("select coalesce(max(fence), 0) from cdc.load_fence")
+    return source_cur.fetchone()[0]
+
+
+def check_not_rewound(watermark: Watermark, fence: int) -> None:
+    """A fence is committed on finance_db after the loader has read its snapshot and before
+    the warehouse commits what it read, so finance_db always holds the fence of every landed
+    load. A lower one means finance_db was restored to a moment before a load the warehouse
+    holds: the changes since are undone there, and change_ids may be handed out again."""
+    if fence < watermark.load_fence:
+        raise SourceRewound(
+            f"finance_db has gone back in time: it holds load fence {fence}, but the warehouse "
+            f"landed changes under fence {watermark.load_fence} (finance_db was restored from "
+            "a backup or to an earlier point in time). Nothing was loaded; re-snapshot the "
+            "source with `acme pipeline resync`"
+        )
+
+
+def write_fence(fence_conn, fence: int) -> None:
+    """Commits the new fence on finance_db (a connection of its own, as the loader role)."""
+    with fence_conn, fence_conn.cursor() as cur:
+        cur.execute("set local role acme_loader")
+        cur.execute(
+            "insert into cdc.load_fence as f (fence) values (%s) on conflict (singleton) "
+            "do update set fence = excluded.fence, fenced_at = now()",
+            (fence,),
         )

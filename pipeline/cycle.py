@@ -23,6 +23,7 @@ from connections.connect import connect
 from connections.errors import AcmeError, DatabaseUnavailable, LoaderBusy, PipelineError
 from connections.settings import ANALYTICS, FINANCE
 from loader.copy_changes import DEFAULT_BATCH_SIZE, LoadResult, load_changes
+from loader.schema_contract import UnbuildableValue, first_unbuildable_value
 from pipeline.dbt_build import BuildResult, FollowBuilds, dbt_build
 
 MAX_BACKOFF_SECONDS = 60.0
@@ -99,7 +100,20 @@ def build_warehouse(build: Callable[[], BuildResult | None]) -> BuildResult | No
                 f"dbt build stopped: analytics_db restarted at {restarted_at:%H:%M:%S %Z} "
                 "during the build"
             ) from exc
+        unbuildable = staged_unbuildable_value()
+        if unbuildable:
+            raise PipelineError(unbuildable.describe()) from exc
         raise
+
+
+def staged_unbuildable_value() -> UnbuildableValue | None:
+    """Why a build failed, when the cause is a staged value a model's type cannot hold."""
+    conn = connect(ANALYTICS, application_name="acme pipeline")
+    try:
+        with conn, conn.cursor() as cur:
+            return first_unbuildable_value(cur)
+    finally:
+        conn.close()
 
 
 def server_started_at(database) -> datetime:

@@ -96,43 +96,58 @@ def compare_table(source, warehouse, table: tuple[str, str]) -> TableResult:
     target = WAREHOUSE_TABLES.get(table)
     with source.cursor() as cur:
         key_columns = primary_key_columns(cur, table)
-        columns = table_columns(cur, table)
-        source_rows, source_hash = table_fingerprint(cur, table, columns)
+        column_types = table_columns(cur, table)
+    columns = list(column_types)
     if target is None:
+        with source.cursor() as cur:
+            source_rows, _ = table_fingerprint(cur, table, columns, column_types)
         return TableResult(
             source_name, "-", source_rows, None, False, note="no warehouse table is built for it"
         )
     with warehouse.cursor() as cur:
         warehouse_columns = set(table_columns(cur, target))
-        if not warehouse_columns:
-            return TableResult(
-                source_name,
-                ".".join(target),
-                source_rows,
-                None,
-                False,
-                note="warehouse table missing: run `acme pipeline run`",
-            )
-        shared = [column for column in columns if column in warehouse_columns]
-        if shared != columns:
-            with source.cursor() as src:
-                source_rows, source_hash = table_fingerprint(src, table, shared)
-        warehouse_rows, warehouse_hash = table_fingerprint(cur, target, shared)
+    if not warehouse_columns:
+        with source.cursor() as cur:
+            source_rows, _ = table_fingerprint(cur, table, columns, column_types)
+        return TableResult(
+            source_name,
+            ".".join(target),
+            source_rows,
+            None,
+            False,
+            note="warehouse table missing: run `acme pipeline run`",
+        )
+    shared = [column for column in columns if column in warehouse_columns]
+    with source.cursor() as cur:
+        source_rows, source_hash = table_fingerprint(cur, table, shared, column_types)
+    with warehouse.cursor() as cur:
+        warehouse_rows, warehouse_hash = table_fingerprint(cur, target, shared, column_types)
+    # A warehouse column the source no longer has was renamed or dropped there: the
+    # warehouse cannot be kept right for it, so the table does not match.
+    gone = sorted(warehouse_columns - set(columns) - LINEAGE_COLUMNS)
     result = TableResult(
         source_name,
         ".".join(target),
         source_rows,
         warehouse_rows,
-        (source_rows, source_hash) == (warehouse_rows, warehouse_hash),
+        (source_rows, source_hash) == (warehouse_rows, warehouse_hash) and not gone,
     )
+    notes = []
+    if gone:
+        notes.append(f"not in the source (renamed or dropped there?): {', '.join(gone)}")
     missing = [column for column in columns if column not in warehouse_columns]
     if missing:
-        result.note = f"not in the warehouse, not compared: {', '.join(missing)}"
-    if not result.matches:
+        notes.append(f"not in the warehouse, not compared: {', '.join(missing)}")
+    result.note = "; ".join(notes)
+    if (source_rows, source_hash) != (warehouse_rows, warehouse_hash):
         result.differing_keys = first_differing_keys(
-            source, warehouse, table, target, key_columns, shared
+            source, warehouse, table, target, key_columns, shared, column_types
         )
     return result
+
+
+# The marts' own columns, which no source table has (cdc_current_state()).
+LINEAGE_COLUMNS = {"last_change_id", "last_changed_at", "last_change_operation", "last_load_id"}
 
 
 def primary_key_columns(cur, table: tuple[str, str]) -> list[str]:
@@ -141,32 +156,44 @@ def primary_key_columns(cur, table: tuple[str, str]) -> list[str]:
     return cur.fetchone()[0]
 
 
-def table_columns(cur, table: tuple[str, str]) -> list[str]:
+def table_columns(cur, table: tuple[str, str]) -> dict[str, str]:
+    """Column -> data type, in column order."""
     cur.execute(
-        "select column_name::text from information_schema.columns "
+        "select column_name::text, data_type::text from information_schema.columns "
         "where table_schema = %s and table_name = %s order by ordinal_position",
         table,
     )
-    return [row[0] for row in cur.fetchall()]
+    return dict(cur.fetchall())
 
 
-def row_text(columns: list[str]) -> sql.Composed:
-    """One row's values as text, the same on both servers for the same values and types."""
-    return sql.SQL("row({})::text").format(sql.SQL(", ").join(map(sql.Identifier, columns)))
+def row_text(columns: list[str], column_types: dict[str, str]) -> sql.Composed:
+    """One row's values as text, the same on both servers for the same values: numbers by
+    value (trim_scale: 88.7400 and 88.74 are one price, whatever scale either side keeps)."""
+    values = [
+        sql.SQL("trim_scale({})").format(sql.Identifier(column))
+        if column_types.get(column) == "numeric"
+        else sql.Identifier(column)
+        for column in columns
+    ]
+    return sql.SQL("row({})::text").format(sql.SQL(", ").join(values))
 
 
-def table_fingerprint(cur, table: tuple[str, str], columns: list[str]) -> tuple[int, str]:
+def table_fingerprint(
+    cur, table: tuple[str, str], columns: list[str], column_types: dict[str, str]
+) -> tuple[int, str]:
     cur.execute(
         sql.SQL(
             "select count(*), coalesce(sum(('x' || left(md5({row}), 16))::bit(64)::bigint"
             "::numeric), 0)::text from {table}"
-        ).format(row=row_text(columns), table=sql.Identifier(*table))
+        ).format(row=row_text(columns, column_types), table=sql.Identifier(*table))
     )
     count, digest = cur.fetchone()
     return count, digest
 
 
-def first_differing_keys(source, warehouse, table, target, key_columns, columns) -> list[str]:
+def first_differing_keys(
+    source, warehouse, table, target, key_columns, columns, column_types
+) -> list[str]:
     """Merges both sides in key order; a key missing on one side or hashed differently."""
     query = sql.SQL("select {keys}, md5({row}) from {table} order by {keys}")
     keys = sql.SQL(", ").join(map(sql.Identifier, key_columns))
@@ -178,7 +205,11 @@ def first_differing_keys(source, warehouse, table, target, key_columns, columns)
         for cursor, relation in ((left, table), (right, target)):
             cursor.itersize = FETCH_SIZE
             cursor.execute(
-                query.format(keys=keys, row=row_text(columns), table=sql.Identifier(*relation))
+                query.format(
+                    keys=keys,
+                    row=row_text(columns, column_types),
+                    table=sql.Identifier(*relation),
+                )
             )
         differing: list[str] = []
         source_row, warehouse_row = next(left, None), next(right, None)

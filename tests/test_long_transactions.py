@@ -1,5 +1,5 @@
-"""A transaction held open on finance_db holds the loader's horizon back (ARCHITECTURE.md,
-capture invariant 2): loads meanwhile land only what committed before it, `acme pipeline
+"""A transaction held open on finance_db holds the loader's horizon back (docs/architecture.md,
+"Load"): loads meanwhile land only what committed before it, `acme pipeline
 status` names it and shows the lag, and when it ends nothing of it is skipped (commit) or
 landed (abort)."""
 

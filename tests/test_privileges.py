@@ -1,4 +1,4 @@
-"""Least privilege and safety (ARCHITECTURE.md, capture invariant 7): each role can do its job
+"""Least privilege and safety (docs/architecture.md, "Capture"): each role can do its job
 and nothing else, the SECURITY DEFINER capture trigger cannot be hijacked through
 search_path, table names given on the command line never run as SQL, and no password shows
 in output, logs or help."""

@@ -1,6 +1,6 @@
 {#-
-    The current state of one captured table, from its staged changes (ARCHITECTURE.md,
-    capture invariant 4). Used by every mart; the only place this logic lives.
+    The current state of one captured table, from its staged changes (docs/architecture.md,
+    "Last writer wins"), through this build's range of loads (cdc_build_range.sql). Used by every mart; the only place this logic lives.
 
     staged_relation: a staging model, one row per staged change of the table, with columns
         change_id, load_id, change_operation, changed_at, primary_key (jsonb), the key and the
@@ -23,21 +23,25 @@
     cdc_apply strategy deletes them (get_incremental_cdc_apply_sql).
 -#}
 {% macro cdc_current_state(staged_relation, key_column, columns) %}
+{% set through_load_id = cdc_build_through_load_id() | trim %}
 {% if is_incremental() %}
 {% set applied_load_id = cdc_applied_load_id() | trim %}
-{% set new_truncate_id = cdc_new_truncate_id(staged_relation, applied_load_id) | int %}
+{% set new_truncate_id = cdc_new_truncate_id(
+    staged_relation, applied_load_id, through_load_id
+) | int %}
 {% endif %}
     with
 
     {% if is_incremental() %}
 
-        -- The newest applied load and the newest truncate landed since are literals, read
-        -- when the model compiles, so the planner sizes the new changes from statistics, and
-        -- the rows a truncate removes are only looked for when one has landed.
+        -- The newest applied load, this build's newest load and the newest truncate between
+        -- them are literals, read when the model compiles, so the planner sizes the new
+        -- changes from statistics, and the rows a truncate removes are only looked for when
+        -- one has landed.
         new_changes as (
             select primary_key
             from {{ staged_relation }}
-            where load_id > {{ applied_load_id }}
+            where load_id > {{ applied_load_id }} and load_id <= {{ through_load_id }}
         ),
 
         affected_keys as (
@@ -64,7 +68,9 @@
             cross join lateral (
                 select *
                 from {{ staged_relation }} as key_history
-                where key_history.primary_key = affected_keys.primary_key
+                where
+                    key_history.primary_key = affected_keys.primary_key
+                    and key_history.load_id <= {{ through_load_id }}
                 offset 0
             ) as staged_changes
         ),
@@ -74,7 +80,7 @@
         key_changes as (
             select *
             from {{ staged_relation }}
-            where {{ key_column }} is not null
+            where {{ key_column }} is not null and load_id <= {{ through_load_id }}
         ),
 
     {% endif %}
@@ -85,7 +91,7 @@
             change_id,
             changed_at
         from {{ staged_relation }}
-        where change_operation = 'TRUNCATE'
+        where change_operation = 'TRUNCATE' and load_id <= {{ through_load_id }}
         order by change_id desc
         limit 1
     ),

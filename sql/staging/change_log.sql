@@ -56,6 +56,29 @@ create table if not exists staging.load_state (
 -- Changes below this change_id are superseded by a resync's snapshot and are not landed.
 alter table staging.load_state add column if not exists change_id_floor bigint not null default 0;
 
+-- The load fence the warehouse last landed under (finance_db's cdc.load_fence): finance_db
+-- holding a lower one has been restored to a moment before that load.
+alter table staging.load_state add column if not exists load_fence bigint not null default 0;
+
+-- Each dbt invocation applies one fixed range of loads: the newest load landed when it
+-- started (its on-run-start hook, cdc_fix_build_range()). Every model and test of the
+-- invocation reads through that load and nothing newer, so a load that lands mid-build is
+-- applied by the next build, whole.
+create table if not exists staging.build_ranges (
+    invocation_id text primary key,
+    through_load_id bigint not null,
+    started_at timestamptz not null default now()
+);
+
+-- The newest load each incremental model has applied, written in the model's own
+-- transaction (cdc_record_applied_range()): the next build applies the loads after it, and
+-- the model's tests compare it with the staged changes through it.
+create table if not exists staging.applied_loads (
+    model_name text primary key,
+    through_load_id bigint not null,
+    applied_at timestamptz not null default now()
+);
+
 -- Readers of the reports get this role and nothing else (dbt grants it on reports.*).
 do $$
 begin

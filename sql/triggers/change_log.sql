@@ -1,6 +1,6 @@
 -- Change capture for finance_db: the audit change log and the triggers that fill it.
 -- Idempotent: `acme capture install` applies this file, then calls cdc.start_capture() for
--- each table. Invariants (see ARCHITECTURE.md, "Capture invariants"):
+-- each table. Invariants (docs/architecture.md, "Capture"):
 --   * the triggers write inside the writing transaction, so an aborted transaction leaves
 --     nothing and a committed one leaves every change;
 --   * txid is the writer's 64-bit transaction id, which the loader's horizon is built on;
@@ -33,13 +33,32 @@ create table if not exists cdc.change_log (
     table_schema text not null,
     table_name text not null,
     operation text not null
-    check (operation in ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'SNAPSHOT')),
+    check (operation in ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'SNAPSHOT', 'SCHEMA')),
     primary_key jsonb,
     old_row jsonb,
     new_row jsonb
 );
 
 alter table cdc.change_log owner to acme_capture;
+
+-- Logs installed before schema events existed accept SCHEMA too. NOT VALID: the rows already
+-- there passed the narrower check, so the log is not scanned under an exclusive lock.
+do $$
+begin
+    if not exists (
+        select from pg_constraint
+        where
+            conrelid = 'cdc.change_log'::regclass
+            and contype = 'c'
+            and pg_get_constraintdef(oid) like '%SCHEMA%'
+    ) then
+        alter table cdc.change_log drop constraint if exists change_log_operation_check;
+        alter table cdc.change_log add constraint change_log_operation_check check (
+            operation in ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'SNAPSHOT', 'SCHEMA')
+        ) not valid;
+    end if;
+end;
+$$;
 
 -- Which change log this is. change_ids are unique within one log; a log dropped and
 -- installed again starts them afresh, so the loader keeps this id with its watermark and
@@ -55,6 +74,54 @@ insert into cdc.log_identity default values on conflict do nothing;
 
 -- The loader pages through the log by (txid, change_id).
 create index if not exists change_log_txid_change_id_idx on cdc.change_log (txid, change_id);
+
+-- The loader checks the schema events it is about to land before landing anything; they are
+-- rare, so a partial index finds them without reading the backlog.
+create index if not exists change_log_schema_events_idx on cdc.change_log (txid, change_id)
+where operation = 'SCHEMA';
+
+-- The load fence: the loader writes a new value here, committed, after it has read its
+-- snapshot of the log and before the warehouse commits what it read. Any copy of finance_db
+-- that holds a fence value therefore holds every change the warehouse landed under it. A
+-- restore to an earlier moment (pg_restore of an older dump, point-in-time recovery) brings
+-- back an older fence, lower than the one the warehouse recorded, and the loader stops
+-- instead of merging a history that was undone.
+create table if not exists cdc.load_fence (
+    singleton boolean primary key default true check (singleton),
+    fence bigint not null,
+    fenced_at timestamptz not null default now()
+);
+
+alter table cdc.load_fence owner to acme_capture;
+
+-- A row's columns as the catalog holds them now: name -> format_type(), in column order.
+create or replace function cdc.table_columns(target regclass) returns jsonb
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select coalesce(
+        jsonb_object_agg(a.attname, format_type(a.atttypid, a.atttypmod) order by a.attnum),
+        '{}'::jsonb
+    )
+    from pg_attribute as a
+    where a.attrelid = target and a.attnum > 0 and not a.attisdropped
+$$;
+
+-- One SCHEMA change: the table's column list after a DDL statement (or when capture starts),
+-- in the change log in commit order with the rows, so the loader sees a column renamed,
+-- dropped or retyped at the point in the stream where it happened.
+create or replace function cdc.log_schema(target regclass) returns void
+language sql security definer
+set search_path = pg_catalog, pg_temp
+as $$
+    insert into cdc.change_log (table_schema, table_name, operation, new_row)
+    select n.nspname, c.relname, 'SCHEMA', cdc.table_columns(target)
+    from pg_class as c inner join pg_namespace as n on c.relnamespace = n.oid
+    where c.oid = target
+$$;
+
+alter function cdc.log_schema(regclass) owner to acme_capture;
+revoke all on function cdc.log_schema(regclass) from public;
 
 -- The jsonb key of each row of a transition table, built from the primary-key columns that
 -- start_capture() passes as trigger arguments.
@@ -143,8 +210,8 @@ begin
 end;
 $$;
 
--- Writes a snapshot of one captured table: a TRUNCATE change, then one SNAPSHOT change per
--- row, so the warehouse replaces what it knew of the table. The caller holds a lock that
+-- Writes a snapshot of one captured table: its SCHEMA, a TRUNCATE change, then one SNAPSHOT
+-- change per row, so the warehouse replaces what it knew of the table. The caller holds a lock that
 -- keeps writers out until commit (CREATE TRIGGER's, or `acme pipeline resync`'s SHARE lock),
 -- so the snapshot is the committed state and every later write gets a higher change_id.
 -- Returns the number of rows snapshotted.
@@ -164,6 +231,7 @@ begin
 
     key_columns := cdc.key_columns(target);
 
+    perform cdc.log_schema(target);
     insert into cdc.change_log (table_schema, table_name, operation)
     values (table_schema, table_name, 'TRUNCATE');
     execute format(
@@ -176,46 +244,139 @@ begin
 end;
 $$;
 
--- Starts capturing one table: four triggers, then a snapshot of the rows it holds (the
--- triggers' lock keeps writers out until commit). Run by the table's owner. Returns the
--- number of rows snapshotted, or null when the table was already captured (a no-op).
+-- The tables being captured, for `acme capture status` and the loader's checks: those with
+-- any of the four capture triggers (cdc.capture_faults names the ones missing).
+create or replace view cdc.captured_tables as
+select distinct
+    n.nspname::text as table_schema,
+    c.relname::text as table_name
+from pg_trigger as t
+inner join pg_class as c on t.tgrelid = c.oid
+inner join pg_namespace as n on c.relnamespace = n.oid
+where
+    t.tgname in (
+        'acme_capture_insert', 'acme_capture_update', 'acme_capture_delete',
+        'acme_capture_truncate'
+    );
+
+alter view cdc.captured_tables owner to acme_capture;
+
+-- Each captured table's columns as they are now, for a loader that cannot see DDL in the
+-- stream (loader/schema_contract.py, check_live_schema). Read by oid: no name lookup, so the
+-- loader needs no privilege on the captured tables' schemas.
+create or replace view cdc.captured_columns as
+select
+    n.nspname::text as table_schema,
+    c.relname::text as table_name,
+    cdc.table_columns(c.oid) as column_types
+from (
+    select distinct tgrelid
+    from pg_trigger
+    where
+        tgname in (
+            'acme_capture_insert', 'acme_capture_update', 'acme_capture_delete',
+            'acme_capture_truncate'
+        )
+) as captured
+inner join pg_class as c on captured.tgrelid = c.oid
+inner join pg_namespace as n on c.relnamespace = n.oid;
+
+alter view cdc.captured_columns owner to acme_capture;
+
+-- Starts capturing one table: four triggers that fire ALWAYS (also for a session with
+-- session_replication_role = replica, which would otherwise write past them unseen), then a
+-- snapshot of the rows it holds (the triggers' lock keeps writers out until commit). Run by
+-- the table's owner. On a table already captured it only puts the four triggers back as they
+-- must be (a trigger dropped or disabled by hand, or one installed by an older version).
+-- Returns the number of rows snapshotted, or null when the table was already captured.
 create or replace function cdc.start_capture(target regclass) returns bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
     key_list text;
+    already_captured boolean;
+    capture record;
 begin
-    if exists (
+    already_captured := exists (
         select from pg_trigger
         where tgrelid = target and tgname = 'acme_capture_insert'
-    ) then
-        return null;
-    end if;
-
+    );
     key_list := (
         select string_agg(quote_literal(col), ', ') from unnest(cdc.key_columns(target)) as col
     );
+    perform set_config('cdc.starting_capture', 'on', true);
 
-    execute format(
-        'create trigger acme_capture_insert after insert on %s '
-        'referencing new table as captured_new_rows '
-        'for each statement execute function cdc.capture_changes(%s)', target, key_list);
-    execute format(
-        'create trigger acme_capture_update after update on %s '
-        'referencing old table as captured_old_rows new table as captured_new_rows '
-        'for each statement execute function cdc.capture_changes(%s)', target, key_list);
-    execute format(
-        'create trigger acme_capture_delete after delete on %s '
-        'referencing old table as captured_old_rows '
-        'for each statement execute function cdc.capture_changes(%s)', target, key_list);
-    execute format(
-        'create trigger acme_capture_truncate after truncate on %s '
-        'for each statement execute function cdc.capture_changes(%s)', target, key_list);
+    for capture in
+        select *
+        from (values
+            ('insert', 'referencing new table as captured_new_rows'),
+            ('update', 'referencing old table as captured_old_rows new table as captured_new_rows'),
+            ('delete', 'referencing old table as captured_old_rows'),
+            ('truncate', '')
+        ) as triggers (op, transition_tables)
+    loop
+        if not exists (
+            select from pg_trigger
+            where tgrelid = target and tgname = 'acme_capture_' || capture.op
+        ) then
+            execute format(
+                'create trigger %I after %s on %s %s '
+                'for each statement execute function cdc.capture_changes(%s)',
+                'acme_capture_' || capture.op, capture.op, target, capture.transition_tables,
+                key_list
+            );
+        end if;
+        if not exists (
+            select from pg_trigger
+            where tgrelid = target and tgname = 'acme_capture_' || capture.op and tgenabled = 'A'
+        ) then
+            execute format(
+                'alter table %s enable always trigger %I', target, 'acme_capture_' || capture.op
+            );
+        end if;
+    end loop;
 
+    -- The ALTER TABLEs above are no schema change; snapshot_table() logs the schema itself.
+    perform set_config('cdc.starting_capture', '', true);
+    if already_captured then
+        return null;
+    end if;
     return cdc.snapshot_table(target);
 end;
 $$;
+
+-- Each captured table's capture triggers that are missing or do not fire ALWAYS. Capture is
+-- whole only while this view is empty: `acme capture status` and the loader read it.
+create or replace view cdc.capture_faults as
+with captured as (
+    select distinct tgrelid as relid
+    from pg_trigger
+    where
+        tgname in (
+            'acme_capture_insert', 'acme_capture_update', 'acme_capture_delete',
+            'acme_capture_truncate'
+        )
+)
+
+select
+    n.nspname::text as table_schema,
+    c.relname::text as table_name,
+    'acme_capture_' || expected.op as trigger_name,
+    case
+        when t.oid is null then 'missing'
+        when t.tgenabled = 'D' then 'disabled'
+        else 'not firing ALWAYS (skipped under session_replication_role)'
+    end as fault
+from captured
+inner join pg_class as c on captured.relid = c.oid
+inner join pg_namespace as n on c.relnamespace = n.oid
+cross join (values ('insert'), ('update'), ('delete'), ('truncate')) as expected (op)
+left join pg_trigger as t
+    on captured.relid = t.tgrelid and t.tgname = 'acme_capture_' || expected.op
+where t.oid is null or t.tgenabled != 'A';
+
+alter view cdc.capture_faults owner to acme_capture;
 
 -- Stops capturing one table. The change log keeps what it holds, so the loader can drain it.
 create or replace function cdc.stop_capture(target regclass) returns boolean
@@ -239,17 +400,6 @@ begin
 end;
 $$;
 
--- The tables being captured, for `acme capture status` and the loader's checks.
-create or replace view cdc.captured_tables as
-select
-    n.nspname::text as table_schema,
-    c.relname::text as table_name
-from pg_trigger as t
-inner join pg_class as c on t.tgrelid = c.oid
-inner join pg_namespace as n on c.relnamespace = n.oid
-where t.tgname = 'acme_capture_insert';
-
-alter view cdc.captured_tables owner to acme_capture;
 
 -- How far the log has been pruned: the highest (txid, change_id) removed. A warehouse whose
 -- watermark is below it (restored from an old backup) has lost changes, and the loader says
@@ -269,3 +419,52 @@ grant select, delete on cdc.change_log to acme_loader;
 grant select, insert, update on cdc.prune_state to acme_loader;
 grant select on cdc.log_identity to acme_loader;
 grant select on cdc.captured_tables to acme_loader;
+grant select on cdc.capture_faults to acme_loader;
+grant select on cdc.captured_columns to acme_loader;
+grant select, insert, update on cdc.load_fence to acme_loader;
+
+-- DDL on a captured table writes a SCHEMA change (cdc.log_schema). Creating an event trigger
+-- takes a superuser; an install by another role captures rows but not schema changes, and
+-- `acme capture status` says so. ALWAYS, like the row triggers.
+create or replace function cdc.capture_schema_changes() returns event_trigger
+language plpgsql security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    target oid;
+begin
+    -- start_capture() enabling its own triggers changes no column.
+    if current_setting('cdc.starting_capture', true) = 'on' then
+        return;
+    end if;
+    for target in
+        select distinct ddl.objid
+        from pg_event_trigger_ddl_commands() as ddl
+        where
+            ddl.classid = 'pg_class'::regclass
+            and exists (
+                select from pg_trigger
+                where tgrelid = ddl.objid and tgname = 'acme_capture_insert'
+            )
+    loop
+        perform cdc.log_schema(target);
+    end loop;
+end;
+$$;
+
+alter function cdc.capture_schema_changes() owner to acme_capture;
+revoke all on function cdc.capture_schema_changes() from public;
+
+do $$
+begin
+    if
+        (select rolsuper from pg_roles where rolname = current_user)
+        and not exists (select from pg_event_trigger where evtname = 'acme_capture_schema')
+    then
+        create event trigger acme_capture_schema on ddl_command_end
+        when tag in ('ALTER TABLE')
+        execute function cdc.capture_schema_changes();
+        alter event trigger acme_capture_schema enable always;
+    end if;
+end;
+$$;

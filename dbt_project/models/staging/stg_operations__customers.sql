@@ -15,10 +15,10 @@ final as (
         changed_at,
         primary_key,
         (primary_key ->> 'customer_id')::bigint as customer_id,
-        (row_image ->> 'customer_name')::varchar(500) as customer_name,
+        (row_image ->> 'customer_name')::character varying(500) as customer_name,
         (row_image ->> 'is_active')::boolean as is_active,
-        (row_image ->> 'created_at')::timestamp as created_at,
-        (row_image ->> 'updated_at')::timestamp as updated_at
+        (row_image ->> 'created_at')::timestamp without time zone as created_at,
+        (row_image ->> 'updated_at')::timestamp without time zone as updated_at
     from changes
 )
 

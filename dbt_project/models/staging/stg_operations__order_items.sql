@@ -18,8 +18,8 @@ final as (
         (row_image ->> 'order_id')::bigint as order_id,
         (row_image ->> 'product_id')::bigint as product_id,
         (row_image ->> 'quantity')::integer as quantity,
-        (row_image ->> 'created_at')::timestamp as created_at,
-        (row_image ->> 'updated_at')::timestamp as updated_at
+        (row_image ->> 'created_at')::timestamp without time zone as created_at,
+        (row_image ->> 'updated_at')::timestamp without time zone as updated_at
     from changes
 )
 

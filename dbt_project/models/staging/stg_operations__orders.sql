@@ -16,11 +16,11 @@ final as (
         primary_key,
         (primary_key ->> 'order_id')::bigint as order_id,
         (row_image ->> 'customer_id')::bigint as customer_id,
-        (row_image ->> 'order_date')::timestamp as order_date,
-        (row_image ->> 'delivery_date')::timestamp as delivery_date,
-        (row_image ->> 'status')::varchar(50) as status,
-        (row_image ->> 'created_at')::timestamp as created_at,
-        (row_image ->> 'updated_at')::timestamp as updated_at
+        (row_image ->> 'order_date')::timestamp without time zone as order_date,
+        (row_image ->> 'delivery_date')::timestamp without time zone as delivery_date,
+        (row_image ->> 'status')::character varying(50) as status,
+        (row_image ->> 'created_at')::timestamp without time zone as created_at,
+        (row_image ->> 'updated_at')::timestamp without time zone as updated_at
     from changes
 )
 

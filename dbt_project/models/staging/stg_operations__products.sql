@@ -15,12 +15,12 @@ final as (
         changed_at,
         primary_key,
         (primary_key ->> 'product_id')::bigint as product_id,
-        (row_image ->> 'product_name')::varchar(500) as product_name,
-        (row_image ->> 'barcode')::varchar(64) as barcode,
+        (row_image ->> 'product_name')::character varying(500) as product_name,
+        (row_image ->> 'barcode')::character varying(64) as barcode,
         (row_image ->> 'unit_price')::numeric(12, 2) as unit_price,
         (row_image ->> 'is_active')::boolean as is_active,
-        (row_image ->> 'created_at')::timestamp as created_at,
-        (row_image ->> 'updated_at')::timestamp as updated_at
+        (row_image ->> 'created_at')::timestamp without time zone as created_at,
+        (row_image ->> 'updated_at')::timestamp without time zone as updated_at
     from changes
 )
 

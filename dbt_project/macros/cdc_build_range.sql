@@ -1,0 +1,82 @@
+{#-
+    The range of loads one dbt invocation applies (capture invariant "each build applies one
+    fixed range of loads"). on-run-start fixes it: the newest load landed when the invocation
+    starts, or the var through_load_id when given. Every incremental model applies the loads
+    after its own applied load through it, and its post-hook records that in the model's own
+    transaction; its tests read the staged changes through what the model applied. A load that
+    lands while the invocation runs is left, whole, to the next one.
+-#}
+
+{#- on-run-start: records this invocation's range; old ranges are dropped. -#}
+{% macro cdc_fix_build_range() -%}
+    {%- set batches = source('cdc', 'load_batches') -%}
+    {%- set newest_load = "(select coalesce(max(load_id), 0) from " ~ batches ~ ")" -%}
+    {%- set through = var('through_load_id', none) -%}
+    delete from {{ source('cdc', 'build_ranges') }}
+    where started_at < now() - interval '1 day';
+    insert into {{ source('cdc', 'build_ranges') }} (invocation_id, through_load_id)
+    values ('{{ invocation_id }}', {{ newest_load if through is none else through | int }})
+{%- endmacro %}
+
+{#-
+    This invocation's newest load, as a literal (0 when not executing). Commands that run no
+    hooks (dbt compile, dbt docs generate) build nothing, and read through the newest load;
+    a command that builds or tests without a range (its on-run-start hook failed, and dbt
+    goes on after a failed hook) fails here instead of reading a range of its own.
+-#}
+{% macro cdc_build_through_load_id() -%}
+    {%- if not execute -%}
+        {{- return(0) -}}
+    {%- endif -%}
+    {%- set found = run_query(
+        "select (select through_load_id from " ~ source('cdc', 'build_ranges')
+        ~ " where invocation_id = '" ~ invocation_id ~ "'), (select coalesce(max(load_id), 0)"
+        ~ " from " ~ source('cdc', 'load_batches') ~ ")"
+    ).rows[0] -%}
+    {%- if found[0] is none and flags.WHICH in ['build', 'run', 'test', 'retry'] -%}
+        {{- exceptions.raise_compiler_error(
+            "this dbt " ~ flags.WHICH ~ " has no range of loads: its on-run-start hook "
+            ~ "cdc_fix_build_range() failed (see above)"
+        ) -}}
+    {%- endif -%}
+    {{- return(found[1] if found[0] is none else found[0]) -}}
+{%- endmacro %}
+
+{#- The newest load a model has applied, for its incremental build and its tests. -#}
+{% macro cdc_applied_load_id_sql(model_relation) -%}
+    select coalesce(
+        (
+            select applied.through_load_id
+            from {{ source('cdc', 'applied_loads') }} as applied
+            where applied.model_name = '{{ model_relation.identifier }}'
+        ),
+        (select max(model_rows.last_load_id) from {{ model_relation }} as model_rows),
+        0
+    )
+{%- endmacro %}
+
+{#-
+    post-hook of each incremental model, in the model's transaction: records the range it
+    applied. A build that finds a newer range already recorded (another dbt invocation
+    applied newer loads meanwhile) fails, rolling its model back, instead of writing older
+    state over newer.
+-#}
+{% macro cdc_record_applied_range() -%}
+    {%- set through_load_id = cdc_build_through_load_id() -%}
+    do $$
+    begin
+        if exists (
+            select from {{ source('cdc', 'applied_loads') }}
+            where model_name = '{{ this.identifier }}' and through_load_id > {{ through_load_id }}
+            for update
+        ) then
+            raise exception 'another dbt build applied newer loads to {{ this.identifier }}; run again';
+        end if;
+        insert into {{ source('cdc', 'applied_loads') }} (model_name, through_load_id)
+        values ('{{ this.identifier }}', {{ through_load_id }})
+        on conflict (model_name) do update set
+            through_load_id = excluded.through_load_id,
+            applied_at = now();
+    end;
+    $$
+{%- endmacro %}
