@@ -29,11 +29,11 @@ def test_second_run_without_changes_loads_nothing(platform):
     platform.finance(WORKLOAD)
     first = platform.acme("pipeline", "run").stdout
     assert (
-        "loaded 4054 changes" in first
-    )  # 4 truncate markers + 50 customers + 3000 orders + 1000 updates
+        "loaded 4058 changes" in first
+    )  # 4 schemas + 4 truncate markers + 50 customers + 3000 orders + 1000 updates
     second = platform.acme("pipeline", "run").stdout
     assert "loaded 0 changes in 0 batches" in second
-    assert staged_counts(platform) == (4054, 4054)
+    assert staged_counts(platform) == (4058, 4058)
 
 
 def test_concurrent_loaders_never_duplicate_a_change(platform):
@@ -52,9 +52,9 @@ def test_concurrent_loaders_never_duplicate_a_change(platform):
     outcomes = [loader.communicate(timeout=120) for loader in loaders]
     loaded = [int(out) for out, _err in outcomes if out.strip()]
     refused = [err for out, err in outcomes if not out.strip()]
-    assert sum(loaded) == 4054
+    assert sum(loaded) == 4058
     assert all("another loader is running" in err for err in refused)
-    assert staged_counts(platform) == (4054, 4054)
+    assert staged_counts(platform) == (4058, 4058)
 
 
 def test_a_lost_watermark_cannot_land_a_change_twice(platform):
@@ -65,7 +65,7 @@ def test_a_lost_watermark_cannot_land_a_change_twice(platform):
     assert rerun.returncode == 1
     assert "already staged" in rerun.stderr
     assert "Traceback" not in rerun.stderr
-    assert staged_counts(platform) == (4054, 4054)
+    assert staged_counts(platform) == (4058, 4058)
 
 
 def test_batches_commit_with_their_watermark(platform):
@@ -75,7 +75,7 @@ def test_batches_commit_with_their_watermark(platform):
         "select count(*), sum(change_count), max(last_change_id) from staging.load_batches",
         fetch=True,
     )[0]
-    assert batches[0] == 5 and batches[1] == 4054  # pages of 1000
+    assert batches[0] == 5 and batches[1] == 4058  # pages of 1000
     watermark = platform.analytics("select last_change_id from staging.load_state", fetch=True)[0][
         0
     ]
@@ -95,13 +95,14 @@ def test_max_batches_stops_on_a_transaction_boundary(platform):
     def customers() -> int:
         return platform.analytics("select count(*) from analytics.dim_customers", fetch=True)[0][0]
 
-    # Page one holds 3 of capture install's 4 truncate markers: the 4th, of the same
-    # transaction, lands with it; the customers' transaction waits whole for the next run.
+    # Page one holds 3 of capture install's 8 schema and truncate markers: the other 5, of
+    # the same transaction, land with it; the customers' transaction waits whole for the next
+    # run.
     platform.acme("pipeline", "run", "--batch-size", "3", "--max-batches", "1")
     assert customers() == 0
     platform.acme("pipeline", "run", "--batch-size", "3", "--max-batches", "1")
     assert customers() == 5
-    assert staged_counts(platform) == (9, 9)
+    assert staged_counts(platform) == (13, 13)
 
 
 def test_pages_read_the_log_in_index_order_before_it_is_analyzed(platform):

@@ -83,7 +83,8 @@ def test_status_reports_lag_watermark_and_holder(platform):
     assert status["lag_seconds"] >= 0
     assert status["oldest_open_transaction"]["pid"] == holder_pid
     assert status["watermark_change_id"] > 0 and status["source_matches_watermark"] is True
-    assert status["last_load_changes"] == status["changes_staged"] == 8
+    # Capture's 4 SCHEMA and 4 TRUNCATE markers, 1 customer and 3 orders.
+    assert status["last_load_changes"] == status["changes_staged"] == 12
     assert status["rows_per_table"]["analytics.fact_orders"] == 3
     text = platform.acme("pipeline", "status").stdout
     assert "lag: 5 changes" in text and "oldest open transaction: none" in text

@@ -58,7 +58,10 @@ def test_an_added_column_flows_into_staging_and_breaks_nothing(platform, tmp_pat
 
     platform.finance(DRIFT)
     run = platform.acme("pipeline", "run")
-    assert "loaded 4 changes" in run.stdout, run.stdout
+    # The column's SCHEMA change, then four rows.
+    assert "loaded 5 changes" in run.stdout, run.stdout
+    status = platform.acme("pipeline", "status").stdout
+    assert "operations.orders: source columns no model reads yet: note" in status
 
     # The row images carry the new key from the first change made after the column came.
     assert staged_images(platform, 4) == [("INSERT", True, 'leave at the door, "please"')]
