@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 
 import click
@@ -19,19 +20,22 @@ def local() -> None:
     """
 
 
+def port_option(name: str, server: servers.LocalServer):
+    """The port option, whose help shows the port that applies now: the variable's value
+    when it is set, else the built-in default."""
+    from_env = os.environ.get(server.port_env)
+    shown = f"{from_env} from ${server.port_env}" if from_env else str(server.default_port)
+    return click.option(
+        f"--{name}-port",
+        type=click.IntRange(1024, 65535),
+        envvar=server.port_env,
+        help=f"TCP port of {server.database} (or ${server.port_env})  [default: {shown}]",
+    )
+
+
 @local.command()
-@click.option(
-    "--finance-port",
-    type=click.IntRange(1024, 65535),
-    envvar="ACME_FINANCE_PORT",
-    help="TCP port of finance_db  [default: 55432]",
-)
-@click.option(
-    "--analytics-port",
-    type=click.IntRange(1024, 65535),
-    envvar="ACME_ANALYTICS_PORT",
-    help="TCP port of analytics_db  [default: 55433]",
-)
+@port_option("finance", servers.FINANCE_SERVER)
+@port_option("analytics", servers.ANALYTICS_SERVER)
 def up(finance_port: int | None, analytics_port: int | None) -> None:
     """Create (once) and start both servers, and record their URIs. Safe to run again."""
     servers.up({"finance": finance_port, "analytics": analytics_port}, progress=click.echo)

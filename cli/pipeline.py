@@ -60,7 +60,9 @@ def pipeline() -> None:
 @click.option(
     "--max-batches",
     type=click.IntRange(1),
-    help="Land at most this many batches, then build; the rest waits for the next run.",
+    help="Land at most this many batches, then build; the rest waits for the next run. "
+    "The last batch is finished to the end of its transaction, so one large transaction "
+    "(such as capture's initial snapshot) lands whole, in as many batches as it fills.",
 )
 @click.option(
     "--full-refresh", is_flag=True, help="Rebuild the incremental models from everything staged."
@@ -128,6 +130,7 @@ def run(
                 batch_size=batch_size,
                 max_batches=max_batches,
                 full_refresh=full_refresh,
+                build_when_idle=False,
                 progress=log_batch,
             )
             PipelineMonitor().cycle_succeeded(result)
@@ -137,7 +140,11 @@ def run(
         click.echo(f"  batch {load.batches}: {load.changes} changes landed", err=True)
 
     result = run_cycle(
-        batch_size=batch_size, max_batches=max_batches, full_refresh=full_refresh, progress=show
+        batch_size=batch_size,
+        max_batches=max_batches,
+        full_refresh=full_refresh,
+        build_when_idle=False,
+        progress=show,
     )
     click.echo(result.describe())
 
