@@ -51,6 +51,7 @@ def install_once(tables: list[str] | None) -> list[TableCapture]:
             for table in [resolve_table(cur, name) for name in targets]:
                 cur.execute("select cdc.start_capture(%s::regclass)", (table,))
                 results.append(TableCapture(table, cur.fetchone()[0]))
+            cur.execute("select cdc.retire_generic_capture()")
             return results
     except errors.InvalidTableDefinition as exc:
         raise CaptureNotInstalled(first_line(exc)) from exc
