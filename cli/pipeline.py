@@ -88,6 +88,13 @@ def pipeline() -> None:
     help="text: `HH:MM:SS message` lines; json: one JSON object per line (ts, level, event, "
     "message and the cycle's numbers), with dbt's own output as JSON at warn and above.",
 )
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="With --follow, log every cycle; by default a cycle that found nothing new is "
+    "summed up once a minute.",
+)
 def run(
     follow: bool,
     interval: float,
@@ -98,6 +105,7 @@ def run(
     metrics_port: int | None,
     metrics_host: str,
     log_format: str,
+    verbose: bool,
 ) -> None:
     """One cycle: load new committed changes, then `dbt build` the warehouse and reports.
 
@@ -120,7 +128,7 @@ def run(
             follow_cycles(
                 interval=interval,
                 batch_size=batch_size,
-                observer=PipelineMonitor(metrics),
+                observer=PipelineMonitor(metrics, verbose=verbose),
                 test_interval=test_interval,
             )
         return

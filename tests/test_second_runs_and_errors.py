@@ -115,3 +115,37 @@ def test_a_browser_leaving_mid_download_is_no_traceback(tmp_path, capfd):
         server.server_close()
     captured = capfd.readouterr()
     assert "Traceback" not in captured.err and "BrokenPipe" not in captured.err, captured.err
+
+
+def marts_built(platform) -> bool:
+    if platform.analytics("select to_regclass('staging.applied_loads')", fetch=True) == [(None,)]:
+        return False
+    return platform.analytics("select count(*) from staging.applied_loads", fetch=True) == [(4,)]
+
+
+def test_an_idle_follow_says_so_once_a_minute(platform):
+    platform.finance(ORDERS)
+    follower = subprocess.Popen(
+        [*ACME, "pipeline", "run", "--follow", "--interval", "0.1"],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not marts_built(platform):
+            assert time.monotonic() < deadline and follower.poll() is None
+            time.sleep(0.2)
+        time.sleep(4)  # some 30 idle cycles
+    finally:
+        follower.terminate()
+        out, _err = follower.communicate(timeout=120)
+    assert "first cycle: loading every change since the watermark" in out
+    cycles = [line for line in out.splitlines() if " loaded " in line]
+    assert "dbt build" in cycles[0]
+    idle = [line for line in cycles[1:] if "(idle: " in line]
+    assert len(cycles) <= 3 and len(idle) == 1, out
+    stopped = [line for line in out.splitlines() if "stopped cleanly after" in line]
+    assert stopped and int(stopped[0].split("after ")[1].split()[0]) >= 10, out
