@@ -9,6 +9,7 @@ import click
 
 from connections.settings import ANALYTICS, FINANCE, dsn_for
 from localpg import servers
+from pipeline.dbt_build import dbt_environment
 
 
 @click.group()
@@ -57,6 +58,13 @@ def status() -> None:
 
 @local.command()
 def env() -> None:
-    """Print the databases' URIs as shell export lines: eval "$(acme local env)"."""
+    """Print the settings as shell export lines: eval "$(acme local env)".
+
+    The databases' URIs, and the variables profiles.yml reads, so dbt run by hand
+    (`cd dbt_project && dbt build --profiles-dir ..`) reaches the same analytics_db.
+    """
     for database in (FINANCE, ANALYTICS):
         click.echo(f"export {database.env_var}={shlex.quote(dsn_for(database))}")
+    for name, value in dbt_environment().items():
+        if name.startswith(("DBT_ACME_", "DBT_ENV_SECRET_ACME_")):
+            click.echo(f"export {name}={shlex.quote(value)}")
