@@ -63,7 +63,9 @@ def main() -> int:
         progress(f"servers up (PostgreSQL {version}); size {size.name}")
         if "capture" in chosen:
             progress("capture overhead, OLTP")
-            rows.append(capture_overhead.oltp(cluster, size.oltp_seconds, size.reps, progress))
+            rows += capture_overhead.oltp(cluster, size.oltp_seconds, size.reps, progress)
+            progress("capture trigger cost per row")
+            rows.append(capture_overhead.trigger_cost_per_row(cluster, size.reps, progress))
             progress("capture overhead, bulk")
             rows += capture_overhead.bulk(cluster, size.bulk_rows, size.reps, progress)
         loader_peak = backlog = None

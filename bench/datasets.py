@@ -98,15 +98,14 @@ def write_chunk(pair: Pair, sizes: dict, low: int, high: int) -> tuple[int, int]
 
 
 def set_capture(pair: Pair, enabled: bool) -> None:
-    """Switches the capture triggers of every captured table on or off, leaving the rest of
-    the installation alone, so with and without capture run on the same tables."""
-    triggers = pair.finance(
-        "select tgrelid::regclass::text, tgname from pg_trigger "
-        "where tgfoid = 'cdc.capture_changes'::regproc",
+    """Capture on: every operations table's triggers, as `capture install` puts them (no
+    snapshot). Off: the triggers dropped, not disabled: PostgreSQL still collects the
+    transition tables of a disabled trigger, so "disabled" would charge the baseline part of
+    the cost it is compared with."""
+    tables = pair.finance(
+        "select format('%I.%I', table_schema, table_name) from information_schema.tables "
+        "where table_schema = 'operations' and table_type = 'BASE TABLE'",
         fetch=True,
     )
-    # Back on as capture installs them: firing ALWAYS (the loader refuses anything else).
-    action = "enable always" if enabled else "disable"
-    pair.finance(
-        "".join(f'alter table {table} {action} trigger "{name}";' for table, name in triggers)
-    )
+    function = "cdc.install_capture_triggers" if enabled else "cdc.stop_capture"
+    pair.finance("".join(f"select {function}('{table}');" for (table,) in tables))

@@ -82,14 +82,22 @@ def psql(uri: str, *args: str) -> list[str]:
 
 
 OLTP_SCRIPT = Path(__file__).resolve().parent / "pgbench" / "oltp.sql"
+ORM_SCRIPT = Path(__file__).resolve().parent / "pgbench" / "orm.sql"
 
 
 def oltp_pgbench(
-    uri: str, clients: int, threads: int, seconds: int, variables: dict[str, int], *rate: str
+    uri: str,
+    clients: int,
+    threads: int,
+    seconds: int,
+    variables: dict[str, int],
+    *rate: str,
+    script: Path = OLTP_SCRIPT,
 ) -> list[str]:
-    """pgbench running bench/pgbench/oltp.sql against uri; rate: extra options such as -R."""
+    """pgbench running a workload script (bench/pgbench/) against uri; rate: extra options
+    such as -R."""
     parts = parse_uri(uri, "pgbench")
-    args = [binary("pgbench"), "-n", "-f", str(OLTP_SCRIPT), "-c", str(clients)]
+    args = [binary("pgbench"), "-n", "-f", str(script), "-c", str(clients)]
     args += ["-j", str(threads), "-T", str(int(seconds)), *rate]
     args += ["-h", parts.host, "-p", str(parts.port), "-U", parts.user]
     for name, value in variables.items():
@@ -104,3 +112,14 @@ def pgbench_environment(uri: str) -> dict[str, str]:
 
 def print_json(value) -> None:
     print(json.dumps(value))
+
+
+def server_cpu_seconds(data_dir: Path) -> float:
+    """CPU the server has used: its postmaster's own and that of every child it has reaped
+    (a backend's CPU is counted here once its session ends). Read before and after a run
+    whose sessions have all ended, the difference is what the run cost the server."""
+    pid = int((data_dir / "postmaster.pid").read_text().split()[0])
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # After the command name: state is field 3, utime..cstime are fields 14 to 17.
+    utime, stime, cutime, cstime = (int(value) for value in fields[11:15])
+    return (utime + stime + cutime + cstime) / os.sysconf("SC_CLK_TCK")

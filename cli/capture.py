@@ -88,13 +88,18 @@ class Duration(click.ParamType):
 
     name = "duration"
     UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    # Far beyond any retention, and well inside what a PostgreSQL interval holds.
+    LONGEST = 100 * 366 * 86400
 
     def convert(self, value, param, ctx):
         if isinstance(value, int | float):
             return float(value)
         text = str(value).strip().lower()
         if len(text) > 1 and text[-1] in self.UNITS and text[:-1].isdigit():
-            return float(int(text[:-1]) * self.UNITS[text[-1]])
+            seconds = float(int(text[:-1]) * self.UNITS[text[-1]])
+            if seconds > self.LONGEST:
+                self.fail(f"{value!r} is longer than 100 years", param, ctx)
+            return seconds
         self.fail(f"{value!r} is not a period like 30s, 15m, 12h or 7d", param, ctx)
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import json
 import time
+from pathlib import Path
 
 import click
 
 from cli.simulate import simulate_with_progress
+from connections.settings import state_dir
 from exporter.csv_export import export_report
 from loader import capture as capture_service
 from localpg import servers
@@ -55,8 +58,19 @@ def demo(orders: int, concurrency: int, seed: int) -> None:
     step("installing change capture")
     for result in capture_service.install():
         click.echo(result.describe())
-    step(f"simulating {orders} orders from {concurrency} writers")
-    click.echo(simulate_with_progress(WorkloadSize(orders, concurrency, seed=seed)).summary())
+    size = WorkloadSize(orders, concurrency, seed=seed)
+    earlier = earlier_demo()
+    if earlier is None:
+        step(f"simulating {orders} orders from {concurrency} writers")
+        click.echo(simulate_with_progress(size).summary())
+        record_demo(size)
+    else:
+        step("keeping the demo data of an earlier run")
+        click.echo(
+            f"finance_db already holds the demo's workload ({earlier}); it is not written "
+            "again, so the reports come out as before. To start afresh: `make clean` (stops "
+            "the local servers and deletes their data and the exports), then `make demo`."
+        )
     step("loading changes and building the warehouse")
     cycle = run_cycle()
     click.echo(cycle.describe())
@@ -71,6 +85,29 @@ def demo(orders: int, concurrency: int, seed: int) -> None:
         f"\ndemo finished in {time.monotonic() - started:.1f}s; loaded "
         f"{cycle.load.changes} changes at {cycle.load.changes_per_second:,.0f} changes/s. "
         "The servers are still up: try `acme pipeline status`; `make down` stops them."
+    )
+
+
+def demo_marker() -> Path:
+    """Written once the demo's workload is in the local finance_db."""
+    return state_dir() / "demo.json"
+
+
+def earlier_demo() -> str | None:
+    """What an earlier demo wrote into these local servers, or None."""
+    try:
+        recorded = json.loads(demo_marker().read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return (
+        f"{recorded['orders']} orders from {recorded['concurrency']} writers, "
+        f"seed {recorded['seed']}"
+    )
+
+
+def record_demo(size: WorkloadSize) -> None:
+    demo_marker().write_text(
+        json.dumps({"orders": size.orders, "concurrency": size.concurrency, "seed": size.seed})
     )
 
 

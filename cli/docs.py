@@ -6,6 +6,7 @@ import errno
 import json
 import signal
 import socket
+import sys
 import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -153,6 +154,13 @@ class QuietSiteHandler(SimpleHTTPRequestHandler):
 
 class DocsServer(ThreadingHTTPServer):
     daemon_threads = True  # an open browser connection never holds up Ctrl-C
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that goes away mid-download (a closed tab, curl stopped) is no error of
+        the server's: no traceback for it. Anything else is still reported."""
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class DocsServerV6(DocsServer):

@@ -7,8 +7,10 @@ import click
 from exporter.csv_export import export_report
 
 OUTPUT_HELP = (
-    "CSV file to write. A bare name goes into data-exports/ ($ACME_EXPORT_DIR); "
-    "a path with a folder is used as given."
+    "CSV file to write. A bare name goes into data-exports/ ($ACME_EXPORT_DIR); a path "
+    "with a folder (./x.csv too) is used as given; - writes to standard output. A file "
+    "there is replaced atomically, keeping its permissions; a symlink is followed; a pipe "
+    "or device is written through."
 )
 LIMIT = click.option(
     "--limit",
@@ -19,30 +21,37 @@ LIMIT = click.option(
 )
 
 
-def output_option(default: str):
+def output_option(default: str | None, shown: str | None = None):
     return click.option(
-        "--output", "-o", default=default, show_default=True, metavar="FILE", help=OUTPUT_HELP
+        "--output",
+        "-o",
+        default=default,
+        show_default=shown or True,
+        metavar="FILE",
+        help=OUTPUT_HELP,
     )
 
 
 def report_written(result) -> None:
-    click.echo(f"wrote {result.rows} rows to {result.path}")
+    """The confirmation goes to stderr when the CSV itself went to stdout."""
+    click.echo(f"wrote {result.rows} rows to {result.path}", err=str(result.path) == "-")
 
 
 @click.command("open_orders")
-@output_option("open_orders.csv")
+@output_option(None, "open_orders.csv; open_orders_summary.csv with --summary")
 @click.option(
     "--summary",
     is_flag=True,
     help="Count per delivery date and status instead: delivery_date,status,order_count.",
 )
-def open_orders(output: str, summary: bool) -> None:
+def open_orders(output: str | None, summary: bool) -> None:
     """Every open order (status not COMPLETED or CANCELLED), by delivery date and status.
 
     Columns: order_id,customer_id,order_date,delivery_date,status, ordered by delivery_date,
     status, order_id.
     """
-    report_written(export_report("open_orders_summary" if summary else "open_orders", output))
+    report = "open_orders_summary" if summary else "open_orders"
+    report_written(export_report(report, output or f"{report}.csv"))
 
 
 @click.command("top_delivery_dates")

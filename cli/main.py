@@ -15,6 +15,7 @@ from cli.pipeline import pipeline
 from cli.simulate import simulate
 from cli.verify import verify
 from connections.errors import AcmeError
+from exporter.output_file import Stopped
 
 
 class AcmeGroup(click.Group):
@@ -25,6 +26,17 @@ class AcmeGroup(click.Group):
             return super().invoke(ctx)
         except AcmeError as exc:
             raise click.ClickException(str(exc)) from exc
+        except OSError as exc:
+            # A path the platform was pointed at (ACME_HOME, ACME_EXPORT_DIR, a folder it
+            # creates) that this user cannot use: one line, not a traceback.
+            where = f"{exc.filename}" if exc.filename else "a file"
+            raise click.ClickException(
+                f"cannot use {where} ({exc.strerror or exc}): check the path and its "
+                "permissions (ACME_HOME, ACME_EXPORT_DIR, --output)"
+            ) from exc
+        except Stopped as exc:
+            click.echo(f"Error: {exc}; nothing was left half-written", err=True)
+            ctx.exit(128 + exc.signum)
         except psycopg2.Error as exc:
             primary = getattr(exc.diag, "message_primary", None)
             fallback = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -60,7 +60,9 @@ def pipeline() -> None:
 @click.option(
     "--max-batches",
     type=click.IntRange(1),
-    help="Land at most this many batches, then build; the rest waits for the next run.",
+    help="Land at most this many batches, then build; the rest waits for the next run. "
+    "The last batch is finished to the end of its transaction, so one large transaction "
+    "(such as capture's initial snapshot) lands whole, in as many batches as it fills.",
 )
 @click.option(
     "--full-refresh", is_flag=True, help="Rebuild the incremental models from everything staged."
@@ -86,6 +88,13 @@ def pipeline() -> None:
     help="text: `HH:MM:SS message` lines; json: one JSON object per line (ts, level, event, "
     "message and the cycle's numbers), with dbt's own output as JSON at warn and above.",
 )
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="With --follow, log every cycle; by default a cycle that found nothing new is "
+    "summed up once a minute.",
+)
 def run(
     follow: bool,
     interval: float,
@@ -96,6 +105,7 @@ def run(
     metrics_port: int | None,
     metrics_host: str,
     log_format: str,
+    verbose: bool,
 ) -> None:
     """One cycle: load new committed changes, then `dbt build` the warehouse and reports.
 
@@ -118,7 +128,7 @@ def run(
             follow_cycles(
                 interval=interval,
                 batch_size=batch_size,
-                observer=PipelineMonitor(metrics),
+                observer=PipelineMonitor(metrics, verbose=verbose),
                 test_interval=test_interval,
             )
         return
@@ -128,6 +138,7 @@ def run(
                 batch_size=batch_size,
                 max_batches=max_batches,
                 full_refresh=full_refresh,
+                build_when_idle=False,
                 progress=log_batch,
             )
             PipelineMonitor().cycle_succeeded(result)
@@ -137,7 +148,11 @@ def run(
         click.echo(f"  batch {load.batches}: {load.changes} changes landed", err=True)
 
     result = run_cycle(
-        batch_size=batch_size, max_batches=max_batches, full_refresh=full_refresh, progress=show
+        batch_size=batch_size,
+        max_batches=max_batches,
+        full_refresh=full_refresh,
+        build_when_idle=False,
+        progress=show,
     )
     click.echo(result.describe())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg2
 import psycopg2.extensions
 
-from connections.errors import DatabaseUnavailable
+from connections.errors import CredentialsRefused, DatabaseUnavailable
 from connections.settings import Database, dsn_for, parse_uri, redact
 
 CONNECT_TIMEOUT_SECONDS = 5
@@ -25,8 +25,23 @@ def connect(
             options="-c timezone=UTC",
         )
     except psycopg2.OperationalError as exc:
-        raise DatabaseUnavailable(explain_connect_failure(database, dsn, exc)) from exc
+        message = explain_connect_failure(database, dsn, exc)
+        if refuses_for_good(exc):
+            raise CredentialsRefused(message) from exc
+        raise DatabaseUnavailable(message) from exc
     return conn
+
+
+def refuses_for_good(exc: Exception) -> bool:
+    """A wrong password or user, a missing database: the same answer on every retry."""
+    lowered = str(exc).lower()
+    return (
+        "password authentication failed" in lowered
+        or "no password supplied" in lowered
+        or ("does not exist" in lowered and ("database" in lowered or "role" in lowered))
+        or "no pg_hba.conf entry" in lowered
+        or "permission denied for database" in lowered
+    )
 
 
 def explain_connect_failure(database: Database, dsn: str, exc: Exception) -> str:
@@ -39,7 +54,7 @@ def explain_connect_failure(database: Database, dsn: str, exc: Exception) -> str
             f"in {database.env_var} (or rerun `acme local up` for the local servers)"
         )
     if "does not exist" in lowered and "database" in lowered:
-        return f"{database.label}: {detail}; check the database name in {database.env_var}"
+        return f"{detail}; check the database name in {database.env_var}"
     if "connection refused" in lowered or "could not connect" in lowered or "timeout" in lowered:
         return (
             f"{database.label} is not reachable at {where} ({detail}): start it with "

@@ -10,7 +10,12 @@ class ConfigurationError(AcmeError):
 
 
 class DatabaseUnavailable(AcmeError):
-    """A database cannot be reached or refuses the credentials."""
+    """A database cannot be reached (down, restarting, unreachable): waiting may cure it."""
+
+
+class CredentialsRefused(AcmeError):
+    """A database refuses the user or password, or the database does not exist: waiting
+    cures nothing, so --follow stops on it instead of retrying."""
 
 
 class LocalServerError(AcmeError):

@@ -1,16 +1,17 @@
-"""Writes a report to CSV: streamed by COPY into a temporary file beside the target, then
-renamed over it, so a reader never sees half a file and a failure leaves nothing behind."""
+"""Writes a report to CSV, streamed by COPY into the output (exporter/output_file.py: a
+regular file is replaced atomically keeping its mode, a pipe or device is written through,
+`-` is standard output)."""
 
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from connections.connect import connect
 from connections.errors import ExportError
 from connections.settings import ANALYTICS, PROJECT_ROOT
+from exporter.output_file import STDOUT, describe_os_error, plan_output
 from exporter.reports import REPORTS, export_query
 
 
@@ -18,35 +19,37 @@ def export_dir() -> Path:
     return Path(os.environ.get("ACME_EXPORT_DIR", PROJECT_ROOT / "data-exports"))
 
 
-def resolve_output(output: str) -> Path:
-    """A bare file name goes into the export folder; a path with a folder is used as given."""
-    path = Path(output)
-    if path.parent == Path("."):
-        folder = export_dir()
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ExportError(
-                f"cannot create the export folder {folder} ({exc.strerror}): set "
-                "ACME_EXPORT_DIR to a writable folder or give --output a full path"
-            ) from exc
-        return folder / path
-    return path
+def resolve_output(output: str) -> Path | str:
+    """A bare file name goes into the export folder; a path with a folder (`./x.csv` too) is
+    used as given; `-` is standard output."""
+    if output == STDOUT:
+        return STDOUT
+    if not output:
+        raise ExportError("--output is empty: give a file name, a path, or - for stdout")
+    separators = [os.sep] + ([os.altsep] if os.altsep else [])
+    if any(separator in output for separator in separators):
+        return Path(output)
+    folder = export_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(
+            f"cannot create the export folder {folder} ({describe_os_error(exc)}): set "
+            "ACME_EXPORT_DIR to a writable folder or give --output a full path"
+        ) from exc
+    return folder / output
 
 
 @dataclass(frozen=True)
 class ExportResult:
-    path: Path
+    path: Path | str
     rows: int
 
 
 def export_report(name: str, output: str, limit: int | None = None) -> ExportResult:
     report = REPORTS[name]
     target = resolve_output(output)
-    if target.is_dir():
-        raise ExportError(f"{target} is a folder: give --output a file name")
-    if not target.parent.is_dir():
-        raise ExportError(f"cannot write {target}: the folder {target.parent} does not exist")
+    destination = plan_output(target)
     conn = connect(ANALYTICS, application_name=f"acme export {name}")
     try:
         with conn, conn.cursor() as cur:
@@ -58,36 +61,13 @@ def export_report(name: str, output: str, limit: int | None = None) -> ExportRes
                 )
             cur.execute("set local role acme_reporting")
             cur.execute("set local datestyle = 'ISO, YMD'")
-            rows = write_atomically(cur, export_query(report, limit), target)
+            query = f"copy ({export_query(report, limit)}) to stdout with (format csv, header)"
+
+            def copy_into(out) -> int:
+                cur.copy_expert(query, out)
+                return cur.rowcount
+
+            rows = destination.write(copy_into)
     finally:
         conn.close()
     return ExportResult(target, rows)
-
-
-def write_atomically(cur, query: str, target: Path) -> int:
-    try:
-        handle, temporary = tempfile.mkstemp(
-            dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-        )
-    except OSError as exc:
-        raise ExportError(
-            f"cannot write {target} ({exc.strerror}): choose a writable --output path"
-        ) from exc
-    try:
-        with os.fdopen(handle, "wb") as out:
-            cur.copy_expert(f"copy ({query}) to stdout with (format csv, header)", out)
-            rows = cur.rowcount
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, target)
-    except OSError as exc:
-        Path(temporary).unlink(missing_ok=True)
-        raise ExportError(
-            f"cannot write {target} ({exc.strerror or exc}): nothing was written; free space "
-            "or choose another --output path"
-        ) from exc
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return rows

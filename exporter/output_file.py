@@ -22,6 +22,7 @@ import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -36,23 +37,56 @@ def describe_os_error(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def write_output(target: str | Path, write: Callable[[BinaryIO], int]) -> int:
-    """Runs write(stream) into target by the rules above; returns what write returned."""
+@dataclass(frozen=True)
+class Output:
+    """Where an export goes, decided (and checked) before any database is asked."""
+
+    given: str | Path  # as the user named it, for messages
+    final: Path | None  # the file written, symlinks followed; None for stdout
+    kind: str  # 'stdout', 'stream', 'new' or 'file'
+
+    def write(self, write: Callable[[BinaryIO], int]) -> int:
+        """Runs write(stream) into the output; returns what write returned."""
+        if self.kind == "stdout":
+            with stop_signals_raise():
+                rows = write(sys.stdout.buffer)
+                sys.stdout.buffer.flush()
+            return rows
+        assert self.final is not None
+        if self.kind == "stream":
+            try:
+                with stop_signals_raise(), open(self.final, "wb") as out:
+                    return write(out)
+            except OSError as exc:
+                raise ExportError(f"cannot write {self.given} ({describe_os_error(exc)})") from exc
+        return replace_atomically(self.given, self.final, self.kind == "file", write)
+
+
+def plan_output(target: str | Path) -> Output:
+    """Checks the output by the rules above; ExportError (one line) when it cannot be."""
     if str(target) == STDOUT:
-        with stop_signals_raise():
-            rows = write(sys.stdout.buffer)
-            sys.stdout.buffer.flush()
-        return rows
+        return Output(STDOUT, None, "stdout")
     path = Path(target)
     final = follow_links(path)
     kind = file_kind(final)
-    if kind == "stream":
-        try:
-            with stop_signals_raise(), open(final, "wb") as out:
-                return write(out)
-        except OSError as exc:
-            raise ExportError(f"cannot write {path} ({describe_os_error(exc)})") from exc
-    return replace_atomically(path, final, kind == "file", write)
+    if kind != "stream":
+        check_folder(path, final.parent)
+    return Output(target, final, kind)
+
+
+def check_folder(path: Path, folder: Path) -> None:
+    try:
+        if folder.is_dir():
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise ExportError(
+                    f"cannot write {path}: no permission to create files in {folder}; "
+                    "choose a writable --output path"
+                )
+            return
+        what = "is not a folder" if folder.exists() else "does not exist"
+    except OSError as exc:
+        raise ExportError(f"cannot write {path} ({describe_os_error(exc)})") from exc
+    raise ExportError(f"cannot write {path}: {folder} {what}")
 
 
 def follow_links(path: Path) -> Path:
@@ -71,10 +105,13 @@ def file_kind(path: Path) -> str:
         mode = path.stat().st_mode
     except FileNotFoundError:
         return "new"
-    except NotADirectoryError as exc:
+    except PermissionError as exc:
         raise ExportError(
-            f"cannot write {path}: a part of its folder is a file, not a folder"
+            f"cannot write {path}: no permission to reach its folder; choose a writable "
+            "--output path"
         ) from exc
+    except NotADirectoryError as exc:
+        raise ExportError(f"cannot write {path}: {path.parent} is not a folder") from exc
     except OSError as exc:
         raise ExportError(f"cannot write {path} ({describe_os_error(exc)})") from exc
     if stat.S_ISREG(mode):
@@ -89,13 +126,10 @@ def file_kind(path: Path) -> str:
 
 
 def replace_atomically(
-    path: Path, final: Path, exists: bool, write: Callable[[BinaryIO], int]
+    path: str | Path, final: Path, exists: bool, write: Callable[[BinaryIO], int]
 ) -> int:
     folder = final.parent
     try:
-        if not folder.is_dir():
-            what = "is not a folder" if folder.exists() else "does not exist"
-            raise ExportError(f"cannot write {path}: {folder} {what}")
         previous = final.stat() if exists else None
         handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{final.name}.", suffix=".tmp")
     except OSError as exc:

@@ -30,17 +30,31 @@ class TableCapture:
 def install(tables: list[str] | None = None) -> list[TableCapture]:
     """Installs the change log and starts capturing the tables (default: all of operations).
 
-    One transaction: either every table is captured with its snapshot, or nothing changes.
-    """
-    return retry_on_lock_conflict(lambda: install_once(tables), "capture install")
+    Two transactions. The first creates or upgrades capture's own objects in schema cdc and
+    touches no captured table. The second puts every table's triggers in place and writes
+    the snapshots: either every table is captured with its snapshot, or none changes. Apart,
+    the second never holds a lock on the change log stronger than the writers' own: one
+    taken before waiting for a captured table's lock would deadlock with a writer that holds
+    that table and waits to write its change."""
+    retry_on_lock_conflict(install_objects, "capture install")
+    return retry_on_lock_conflict(lambda: capture_tables(tables), "capture install")
 
 
-def install_once(tables: list[str] | None) -> list[TableCapture]:
+def install_objects() -> None:
     conn = connect(FINANCE, application_name="acme capture install")
     try:
         with conn, conn.cursor() as cur:
             set_short_lock_wait(cur)
             apply_sql_file(cur, "triggers/change_log.sql")
+    finally:
+        conn.close()
+
+
+def capture_tables(tables: list[str] | None) -> list[TableCapture]:
+    conn = connect(FINANCE, application_name="acme capture install")
+    try:
+        with conn, conn.cursor() as cur:
+            set_short_lock_wait(cur)
             targets = tables or tables_in_schema(cur, DEFAULT_SCHEMA)
             if not targets:
                 raise CaptureNotInstalled(
@@ -51,6 +65,7 @@ def install_once(tables: list[str] | None) -> list[TableCapture]:
             for table in [resolve_table(cur, name) for name in targets]:
                 cur.execute("select cdc.start_capture(%s::regclass)", (table,))
                 results.append(TableCapture(table, cur.fetchone()[0]))
+            cur.execute("select cdc.retire_generic_capture()")
             return results
     except errors.InvalidTableDefinition as exc:
         raise CaptureNotInstalled(first_line(exc)) from exc

@@ -24,7 +24,7 @@ from connections.errors import AcmeError, DatabaseUnavailable, LoaderBusy, Pipel
 from connections.settings import ANALYTICS, FINANCE
 from loader.copy_changes import DEFAULT_BATCH_SIZE, LoadResult, load_changes
 from loader.schema_contract import UnbuildableValue, first_unbuildable_value
-from pipeline.dbt_build import BuildResult, FollowBuilds, dbt_build
+from pipeline.dbt_build import BuildResult, FollowBuilds, dbt_build, warehouse_is_current
 
 MAX_BACKOFF_SECONDS = 60.0
 # How often --follow runs the data tests (they read whole tables, so not every cycle).
@@ -72,12 +72,14 @@ def run_cycle(
     follow_builds: FollowBuilds | None = None,
 ) -> CycleResult:
     """Loads, then builds: `dbt build` of everything, or with follow_builds what --follow
-    builds (pipeline/dbt_build.py, FollowBuilds)."""
+    builds (pipeline/dbt_build.py, FollowBuilds). Without build_when_idle, a cycle that
+    landed nothing skips the build when the warehouse is already built through the newest
+    load from the project as it is (pipeline/dbt_build.py, warehouse_is_current)."""
     load = load_changes(batch_size=batch_size, max_batches=max_batches, progress=progress)
     build = None
     if follow_builds is not None:
         build = build_warehouse(lambda: follow_builds.build(load.changes > 0, build_when_idle))
-    elif load.changes or build_when_idle or full_refresh:
+    elif load.changes or build_when_idle or full_refresh or not warehouse_is_current():
         build = build_warehouse(lambda: dbt_build(full_refresh=full_refresh))
     return CycleResult(load, build)
 
@@ -161,6 +163,11 @@ def follow(
     # the failed one may have landed changes and then lost its build.
     build_owed = True
     builds = FollowBuilds(test_interval)
+    log.info(
+        "first cycle: loading every change since the watermark, then a full dbt build with "
+        "its tests (later cycles build only the marts the new changes touch)",
+        extra={"event": "starting"},
+    )
     try:
         while not stop.is_set():
             attempt_started = time.monotonic()

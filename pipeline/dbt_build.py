@@ -12,8 +12,11 @@ from pathlib import Path
 from connections.connect import connect
 from connections.errors import PipelineError
 from connections.settings import ANALYTICS, PROJECT_ROOT, dsn_for, parse_uri, state_dir
+from exporter.reports import REPORTS
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+INCREMENTAL_MART_NAMES = ("dim_customers", "dim_products", "fact_orders", "fact_order_items")
+REPORT_RELATIONS = tuple(report.relation for report in REPORTS.values())
 BUILD_LOCK_KEY = 7_316_002
 
 
@@ -76,12 +79,56 @@ def run_dbt(command: str, *extra: str, manifest=None) -> BuildResult:
     # build and run give per-node results; docs generate gives a catalog instead.
     node_results = getattr(outcome.result, "results", None) or []
     if not outcome.success:
+        full_build_marker().unlink(missing_ok=True)
         failed = [r.node.name for r in node_results if str(r.status) in ("error", "fail")]
         raise PipelineError(
             f"dbt {command} failed ({', '.join(failed) or 'see the output above'}); "
             f"details in {dbt_artifacts_dir() / 'logs' / 'dbt.log'}"
         )
+    if command == "build" and "--select" not in extra:
+        full_build_marker().parent.mkdir(parents=True, exist_ok=True)
+        full_build_marker().touch()
     return BuildResult(seconds, len(node_results), command)
+
+
+def full_build_marker() -> Path:
+    """Touched after every successful full `dbt build` of this environment."""
+    return dbt_artifacts_dir() / "last-full-build"
+
+
+def warehouse_is_current() -> bool:
+    """Whether a `dbt build` now would change nothing: the last full build succeeded, no
+    project file changed since, every mart has applied the newest load, and every report
+    view exists. A one-shot `acme pipeline run` that landed nothing then skips the build."""
+    marker = full_build_marker()
+    if not marker.exists():
+        return False
+    built_at = marker.stat().st_mtime
+    if any(
+        path.stat().st_mtime > built_at
+        for path in DBT_PROJECT_DIR.rglob("*")
+        if path.is_file() and "target" not in path.parts
+    ):
+        return False
+    conn = connect(ANALYTICS, application_name="acme pipeline")
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                """
+                select to_regclass('staging.applied_loads') is not null
+                    and (
+                        select count(*) from staging.applied_loads
+                        where through_load_id >= (
+                            select coalesce(max(load_id), 0) from staging.load_batches
+                        ) and to_regclass('analytics.' || model_name) is not null
+                    ) = %s
+                    and %s = (select count(to_regclass(name)) from unnest(%s::text[]) as name)
+                """,
+                (len(INCREMENTAL_MART_NAMES), len(REPORT_RELATIONS), list(REPORT_RELATIONS)),
+            )
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
 
 
 @contextmanager

@@ -18,7 +18,21 @@ DEMO_CSVS = {
 }
 
 
-def test_make_demo_writes_the_four_reports(tmp_path):
+def run_demo(env: dict) -> str:
+    demo = subprocess.run(
+        ["make", "demo", "DEMO_ORDERS=400"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "demo finished in" in demo.stdout
+    return demo.stdout
+
+
+def test_make_demo_writes_the_four_reports_and_a_second_run_the_same(tmp_path):
     home, exports = tmp_path / "home", tmp_path / "exports"
     env = {
         **os.environ,
@@ -30,20 +44,15 @@ def test_make_demo_writes_the_four_reports(tmp_path):
     env.pop("ACME_FINANCE_DSN", None)
     env.pop("ACME_ANALYTICS_DSN", None)
     try:
-        demo = subprocess.run(
-            ["make", "demo", "DEMO_ORDERS=400"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert demo.returncode == 0, demo.stdout + demo.stderr
-        assert "demo finished in" in demo.stdout
+        run_demo(env)
         finance_uri = json.loads((home / "connections.json").read_text())["finance"]
         for report, name in DEMO_CSVS.items():
             written = (exports / name).read_text()
             assert written == expected_csv(finance_uri, report), f"{name} differs from source"
             assert len(written.splitlines()) > 1, f"{name} has no rows"
+        first = {name: (exports / name).read_bytes() for name in DEMO_CSVS.values()}
+        again = run_demo(env)
+        assert "keeping the demo data of an earlier run" in again
+        assert {name: (exports / name).read_bytes() for name in DEMO_CSVS.values()} == first
     finally:
         subprocess.run([*["make", "down"]], cwd=PROJECT_ROOT, env=env, capture_output=True)

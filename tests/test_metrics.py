@@ -81,6 +81,7 @@ class JsonFollower:
                 "pipeline",
                 "run",
                 "--follow",
+                "--verbose",
                 "--interval",
                 "0.5",
                 "--metrics-port",

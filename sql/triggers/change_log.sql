@@ -136,57 +136,98 @@ as $$
     from unnest(key_columns) as col
 $$;
 
--- One statement-level trigger function for every table and operation: a multi-row
--- statement writes its changes with one INSERT ... SELECT over the transition tables.
--- Whole rows are written as alias.*, so a column that shares the alias's name cannot stand
--- in for the row.
-create or replace function cdc.capture_changes() returns trigger
-language plpgsql security definer
+-- The name of a table's own capture function: readable, and unique however long the names.
+create or replace function cdc.capture_function_name(target regclass) returns text
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select format(
+        'capture_%s_%s',
+        left(regexp_replace(lower(n.nspname || '_' || c.relname), '[^a-z0-9_]', '_', 'g'), 40),
+        left(md5(n.nspname || '.' || c.relname), 8)
+    )
+    from pg_class as c inner join pg_namespace as n on c.relnamespace = n.oid
+    where c.oid = target
+$$;
+
+-- Writes (or rewrites) one table's capture function: plain static SQL over the statement's
+-- transition tables, so PL/pgSQL plans each statement once per session and reuses it. A
+-- generic function that built its INSERT with EXECUTE format(...) parsed and planned it on
+-- every statement, which was most of capture's cost. SECURITY DEFINER, owned by
+-- acme_capture, search_path pinned: writers reach the log only through it. A multi-row
+-- statement writes all its changes with one INSERT ... SELECT. Whole rows are written as
+-- alias.*, so a column that shares the alias's name cannot stand in for the row. An UPDATE's
+-- old and new images are paired by key; one that moves a row to another key is a DELETE of
+-- the old key and an INSERT of the new one.
+create or replace function cdc.write_capture_function(target regclass) returns text
+language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    -- tg_argv counts from 0; a slice counts from 1 like every other array.
-    key_columns text[] := tg_argv[0:tg_nargs - 1];
+    key_columns text[] := cdc.key_columns(target);
+    function_name text := cdc.capture_function_name(target);
+    table_schema text;
+    table_name text;
 begin
-    if tg_op = 'INSERT' then
-        execute format(
-            'insert into cdc.change_log (table_schema, table_name, operation, primary_key, new_row) '
-            'select %L, %L, ''INSERT'', %s, to_jsonb(cdc_new.*) from captured_new_rows as cdc_new',
-            tg_table_schema, tg_table_name, cdc.key_expression(key_columns, 'cdc_new')
-        );
-    elsif tg_op = 'DELETE' then
-        execute format(
-            'insert into cdc.change_log (table_schema, table_name, operation, primary_key, old_row) '
-            'select %L, %L, ''DELETE'', %s, to_jsonb(cdc_old.*) from captured_old_rows as cdc_old',
-            tg_table_schema, tg_table_name, cdc.key_expression(key_columns, 'cdc_old')
-        );
-    elsif tg_op = 'UPDATE' then
-        -- Old and new images are paired by key; an update that moves a row to another key
-        -- is a delete of the old key and an insert of the new one.
-        execute format(
-            'insert into cdc.change_log '
-            '(table_schema, table_name, operation, primary_key, old_row, new_row) '
-            'select %L, %L, '
-            'case when cdc_new.%I is null then ''DELETE'' '
-            'when cdc_old.%I is null then ''INSERT'' else ''UPDATE'' end, '
-            'case when cdc_new.%I is null then %s else %s end, '
-            'to_jsonb(cdc_old.*), to_jsonb(cdc_new.*) '
-            'from captured_old_rows as cdc_old full join captured_new_rows as cdc_new on %s',
-            tg_table_schema, tg_table_name, key_columns[1], key_columns[1], key_columns[1],
-            cdc.key_expression(key_columns, 'cdc_old'), cdc.key_expression(key_columns, 'cdc_new'),
-            (select string_agg(format('cdc_old.%I = cdc_new.%I', col, col), ' and ')
-             from unnest(key_columns) as col)
-        );
-    elsif tg_op = 'TRUNCATE' then
-        insert into cdc.change_log (table_schema, table_name, operation)
-        values (tg_table_schema, tg_table_name, 'TRUNCATE');
-    end if;
-    return null;
+    select n.nspname, c.relname into table_schema, table_name
+    from pg_class as c inner join pg_namespace as n on c.relnamespace = n.oid
+    where c.oid = target;
+
+    execute format(
+        $body$
+        create or replace function cdc.%1$I() returns trigger
+        language plpgsql security definer
+        set search_path = pg_catalog, pg_temp
+        as $capture$
+        begin
+            if tg_op = 'INSERT' then
+                insert into cdc.change_log
+                    (table_schema, table_name, operation, primary_key, new_row)
+                select %2$L, %3$L, 'INSERT', %4$s, to_jsonb(cdc_new.*)
+                from captured_new_rows as cdc_new;
+            elsif tg_op = 'UPDATE' then
+                insert into cdc.change_log
+                    (table_schema, table_name, operation, primary_key, old_row, new_row)
+                select
+                    %2$L, %3$L,
+                    case
+                        when cdc_new.%6$I is null then 'DELETE'
+                        when cdc_old.%6$I is null then 'INSERT'
+                        else 'UPDATE'
+                    end,
+                    case when cdc_new.%6$I is null then %5$s else %4$s end,
+                    to_jsonb(cdc_old.*), to_jsonb(cdc_new.*)
+                from captured_old_rows as cdc_old
+                full join captured_new_rows as cdc_new on %7$s;
+            elsif tg_op = 'DELETE' then
+                insert into cdc.change_log
+                    (table_schema, table_name, operation, primary_key, old_row)
+                select %2$L, %3$L, 'DELETE', %5$s, to_jsonb(cdc_old.*)
+                from captured_old_rows as cdc_old;
+            else
+                insert into cdc.change_log (table_schema, table_name, operation)
+                values (%2$L, %3$L, 'TRUNCATE');
+            end if;
+            return null;
+        end;
+        $capture$
+        $body$,
+        function_name,
+        table_schema,
+        table_name,
+        cdc.key_expression(key_columns, 'cdc_new'),
+        cdc.key_expression(key_columns, 'cdc_old'),
+        key_columns[1],
+        (
+            select string_agg(format('cdc_old.%I = cdc_new.%I', col, col), ' and ')
+            from unnest(key_columns) as col
+        )
+    );
+    execute format('alter function cdc.%I() owner to acme_capture', function_name);
+    execute format('revoke all on function cdc.%I() from public', function_name);
+    return function_name;
 end;
 $$;
-
-alter function cdc.capture_changes() owner to acme_capture;
-revoke all on function cdc.capture_changes() from public;
 
 -- The primary-key columns of a table, in key order; capture needs a key to identify rows.
 create or replace function cdc.key_columns(target regclass) returns text[]
@@ -261,6 +302,24 @@ where
 
 alter view cdc.captured_tables owner to acme_capture;
 
+-- Drops the generic trigger function of older versions once no trigger uses it any more;
+-- `acme capture install` calls it after moving the triggers to their tables' own functions.
+create or replace function cdc.retire_generic_capture() returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if
+        to_regprocedure('cdc.capture_changes()') is not null
+        and not exists (
+            select from pg_trigger where tgfoid = to_regprocedure('cdc.capture_changes()')
+        )
+    then
+        drop function cdc.capture_changes();
+    end if;
+end;
+$$;
+
 -- Each captured table's columns as they are now, for a loader that cannot see DDL in the
 -- stream (loader/schema_contract.py, check_live_schema). Read by oid: no name lookup, so the
 -- loader needs no privilege on the captured tables' schemas.
@@ -283,28 +342,27 @@ inner join pg_namespace as n on c.relnamespace = n.oid;
 
 alter view cdc.captured_columns owner to acme_capture;
 
--- Starts capturing one table: four triggers that fire ALWAYS (also for a session with
--- session_replication_role = replica, which would otherwise write past them unseen), then a
--- snapshot of the rows it holds (the triggers' lock keeps writers out until commit). Run by
--- the table's owner. On a table already captured it only puts the four triggers back as they
--- must be (a trigger dropped or disabled by hand, or one installed by an older version).
--- Returns the number of rows snapshotted, or null when the table was already captured.
-create or replace function cdc.start_capture(target regclass) returns bigint
+-- Puts one table's four capture triggers in place, as they must be: on its own capture
+-- function (written afresh), firing ALWAYS (also for a session with session_replication_role
+-- = replica, which would otherwise write past them unseen). A trigger missing, disabled, or
+-- still on an older version's function is (re)created; the table's lock keeps writers out
+-- until commit, so no change passes between the old trigger and the new. Returns whether the
+-- table was captured before (its insert trigger existed).
+create or replace function cdc.install_capture_triggers(target regclass) returns boolean
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    key_list text;
     already_captured boolean;
+    function_name text;
     capture record;
 begin
     already_captured := exists (
         select from pg_trigger
         where tgrelid = target and tgname = 'acme_capture_insert'
     );
-    key_list := (
-        select string_agg(quote_literal(col), ', ') from unnest(cdc.key_columns(target)) as col
-    );
+    function_name := cdc.write_capture_function(target);
+    -- These ALTER TABLEs change no column: the schema event trigger skips them.
     perform set_config('cdc.starting_capture', 'on', true);
 
     for capture in
@@ -318,13 +376,16 @@ begin
     loop
         if not exists (
             select from pg_trigger
-            where tgrelid = target and tgname = 'acme_capture_' || capture.op
+            where
+                tgrelid = target
+                and tgname = 'acme_capture_' || capture.op
+                and tgfoid = format('cdc.%I()', function_name)::regprocedure
         ) then
             execute format(
-                'create trigger %I after %s on %s %s '
-                'for each statement execute function cdc.capture_changes(%s)',
+                'create or replace trigger %I after %s on %s %s '
+                'for each statement execute function cdc.%I()',
                 'acme_capture_' || capture.op, capture.op, target, capture.transition_tables,
-                key_list
+                function_name
             );
         end if;
         if not exists (
@@ -337,9 +398,21 @@ begin
         end if;
     end loop;
 
-    -- The ALTER TABLEs above are no schema change; snapshot_table() logs the schema itself.
     perform set_config('cdc.starting_capture', '', true);
-    if already_captured then
+    return already_captured;
+end;
+$$;
+
+-- Starts capturing one table: its triggers, then a snapshot of the rows it holds (the
+-- triggers' lock keeps writers out until commit). Run by the table's owner. On a table
+-- already captured it only puts the triggers back as they must be. Returns the number of
+-- rows snapshotted, or null when the table was already captured.
+create or replace function cdc.start_capture(target regclass) returns bigint
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if cdc.install_capture_triggers(target) then
         return null;
     end if;
     return cdc.snapshot_table(target);
@@ -396,6 +469,7 @@ begin
             dropped := true;
         end if;
     end loop;
+    execute format('drop function if exists cdc.%I()', cdc.capture_function_name(target));
     return dropped;
 end;
 $$;

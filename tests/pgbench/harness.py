@@ -182,7 +182,9 @@ class Follower:
     @classmethod
     def start(cls, *extra: str, interval: float = 0.2) -> Follower:
         process = subprocess.Popen(
-            [*ACME, "pipeline", "run", "--follow", "--interval", str(interval), *extra],
+            # --verbose: every cycle is a line, idle ones too, for the waits below to count.
+            [*ACME, "pipeline", "run", "--follow", "--verbose", "--interval", str(interval)]
+            + list(extra),
             cwd=PROJECT_ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
