@@ -212,14 +212,33 @@ def copy_page(src, target, watermark: Watermark, horizon: int, limit: int | None
             return None
         first = page.first_row.split(b"\t", 1)[0]
         last_change_id, last_txid = page.last_row.split(b"\t", 2)[:2]
+        new_watermark = watermark.advanced_to(int(last_txid), int(last_change_id))
+        ends_transaction = (
+            limit is None
+            or page.rows < limit
+            or next_txid(src, new_watermark, horizon) != int(last_txid)
+        )
         dst.execute(
             "insert into staging.load_batches (load_id, change_count, first_change_id, "
-            "last_change_id, horizon_txid) overriding system value values (%s, %s, %s, %s, %s)",
-            (load_id, page.rows, int(first), int(last_change_id), horizon),
+            "last_change_id, horizon_txid, ends_transaction) overriding system value "
+            "values (%s, %s, %s, %s, %s, %s)",
+            (load_id, page.rows, int(first), int(last_change_id), horizon, ends_transaction),
         )
-        new_watermark = watermark.advanced_to(int(last_txid), int(last_change_id))
         write_watermark(dst, new_watermark)
     return new_watermark, load_id, page.rows
+
+
+def next_txid(src, watermark: Watermark, horizon: int) -> int | None:
+    """The txid of the next change to land after the watermark, or None: a full page whose
+    next change has another txid ended its transaction."""
+    src.execute(
+        "select txid::text::bigint from cdc.change_log where (txid, change_id) > "
+        "(%s::text::xid8, %s) and txid < %s::text::xid8 and change_id >= %s "
+        "order by txid, change_id limit 1",
+        (watermark.last_txid, watermark.last_change_id, horizon, watermark.change_id_floor),
+    )
+    row = src.fetchone()
+    return row[0] if row else None
 
 
 def refresh_statistics(target, landed: int) -> None:

@@ -17,6 +17,7 @@ pipeline run` converges.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from psycopg2 import sql
@@ -55,12 +56,19 @@ def resync() -> ResyncResult:
             cur.execute("select coalesce(max(change_id), 0) from staging.change_log")
             highest_staged = cur.fetchone()[0]
         landed_fence = watermark.load_fence if watermark else 0
-        snapshotted, floor, identity, fence = retry_on_lock_conflict(
-            lambda: snapshot_source(finance, highest_staged, landed_fence), "resync"
+
+        def commit_watermark(identity: str, floor: int, fence: int) -> None:
+            # Committed before finance_db's side: should that commit fail, the warehouse
+            # holds a fence finance_db does not, so the loader refuses until resync is run
+            # again, instead of paging on from the old cursor.
+            with analytics, analytics.cursor() as cur:
+                write_watermark(cur, Watermark(identity, 0, 0, floor, fence))
+
+        snapshotted, floor, identity = retry_on_lock_conflict(
+            lambda: snapshot_source(finance, highest_staged, landed_fence, commit_watermark),
+            "resync",
         )
         source_changed = watermark is None or watermark.source_system_identifier != identity
-        with analytics, analytics.cursor() as cur:
-            write_watermark(cur, Watermark(identity, 0, 0, floor, fence))
     finally:
         analytics.close()
         finance.close()
@@ -68,8 +76,11 @@ def resync() -> ResyncResult:
 
 
 def snapshot_source(
-    finance, highest_staged: int, landed_fence: int
-) -> tuple[dict[str, int], int, str, int]:
+    finance,
+    highest_staged: int,
+    landed_fence: int,
+    commit_watermark: Callable[[str, int, int], None],
+) -> tuple[dict[str, int], int, str]:
     with finance, finance.cursor() as cur:
         require_installed(cur)
         set_short_lock_wait(cur)
@@ -105,4 +116,5 @@ def snapshot_source(
             "do update set fence = excluded.fence, fenced_at = now()",
             (fence,),
         )
-    return snapshotted, floor, identity, fence
+        commit_watermark(identity, floor, fence)
+    return snapshotted, floor, identity

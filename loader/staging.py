@@ -17,7 +17,9 @@ def ensure_staging(conn) -> None:
             "select exists (select from information_schema.columns where table_schema = "
             "'staging' and table_name = 'load_state' and column_name = 'load_fence') "
             "and to_regclass('staging.change_log_key_idx') is not null "
-            "and to_regclass('staging.applied_loads') is not null"
+            "and to_regclass('staging.applied_loads') is not null "
+            "and exists (select from information_schema.columns where table_schema = "
+            "'staging' and table_name = 'load_batches' and column_name = 'ends_transaction')"
         )
         if not cur.fetchone()[0]:
             apply_sql_file(cur, "staging/change_log.sql")

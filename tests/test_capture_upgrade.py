@@ -74,3 +74,14 @@ def test_install_upgrades_the_previous_release_in_place(platform):
         "select count(*) from analytics.dim_customers where customer_name = 'during'", fetch=True
     )
     assert during == [(len(written),)]
+
+
+def test_a_renamed_table_is_logged_under_its_own_name(platform):
+    platform.finance(
+        "alter table operations.products rename to products_old;"
+        "insert into operations.products_old (product_name) values ('after the rename')"
+    )
+    logged = platform.finance(
+        "select table_name from cdc.change_log where operation = 'INSERT'", fetch=True
+    )
+    assert logged == [("products_old",)]

@@ -127,3 +127,23 @@ def test_pages_read_the_log_in_index_order_before_it_is_analyzed(platform):
     assert "Sort" not in loader_plan and "Index Scan using change_log_txid_change_id_idx" in (
         loader_plan
     ), loader_plan
+
+
+def test_a_build_range_never_ends_inside_a_transaction(platform):
+    platform.acme("pipeline", "run")
+    platform.finance(
+        "insert into operations.customers (customer_name) "
+        "select 'customer ' || n from generate_series(1, 7) as n"
+    )
+    platform.acme("pipeline", "run", "--batch-size", "3")
+    batches = platform.analytics(
+        "select change_count, ends_transaction from staging.load_batches "
+        "where load_id > (select min(load_id) from staging.load_batches) order by load_id",
+        fetch=True,
+    )
+    assert batches == [(3, False), (3, False), (1, True)]
+    ranges = platform.analytics(
+        "select through_load_id from staging.build_ranges order by started_at", fetch=True
+    )
+    newest = platform.analytics("select max(load_id) from staging.load_batches", fetch=True)
+    assert ranges[-1] == newest[0]

@@ -293,9 +293,10 @@ def follow_log(monkeypatch):
 
 def test_follow_logs_retries_as_text_lines_the_harness_matches(follow_log):
     lines, metrics = follow_log("text")
-    assert len(lines) == 5, lines
+    assert len(lines) == 6, lines
     # The SIGTERM arrives during the second cycle, so its line comes before that cycle's.
-    retry, stopping, resumed, loaded, stopped = lines
+    starting, retry, stopping, resumed, loaded, stopped = lines
+    assert " first cycle: loading every change since the watermark" in starting
     assert RETRY_LINE.match(retry) and "analytics_db" in retry, retry
     assert retry.endswith("; retrying in 1s")
     assert RESUMED_LINE.match(resumed), resumed
@@ -311,13 +312,14 @@ def test_follow_logs_retries_as_json(follow_log):
     lines, _metrics = follow_log("json")
     entries = [json.loads(line) for line in lines]
     assert [(e["level"], e["event"]) for e in entries] == [
+        ("info", "starting"),
         ("warning", "retry"),
         ("info", "stopping"),
         ("info", "resumed"),
         ("info", "cycle"),
         ("info", "stopped"),
     ]
-    retry, _stopping, resumed, loaded, _stopped = entries
+    _starting, retry, _stopping, resumed, loaded, _stopped = entries
     assert retry["attempt"] == 1 and retry["retry_in_seconds"] == 1.0
     assert "start it with `acme local up`" in retry["message"]
     assert resumed["failed_attempts"] == 1

@@ -1,7 +1,8 @@
 {#-
     The range of loads one dbt invocation applies (capture invariant "each build applies one
     fixed range of loads"). on-run-start fixes it: the newest load landed when the invocation
-    starts, or the var through_load_id when given. Every incremental model applies the loads
+    starts that ends a source transaction (a build never applies half of one), or the var
+    through_load_id when given. Every incremental model applies the loads
     after its own applied load through it, and its post-hook records that in the model's own
     transaction; its tests read the staged changes through what the model applied. A load that
     lands while the invocation runs is left, whole, to the next one.
@@ -10,7 +11,8 @@
 {#- on-run-start: records this invocation's range; old ranges are dropped. -#}
 {% macro cdc_fix_build_range() -%}
     {%- set batches = source('cdc', 'load_batches') -%}
-    {%- set newest_load = "(select coalesce(max(load_id), 0) from " ~ batches ~ ")" -%}
+    {%- set newest_load = "(select coalesce(max(load_id), 0) from " ~ batches
+        ~ " where ends_transaction)" -%}
     {%- set through = var('through_load_id', none) -%}
     delete from {{ source('cdc', 'build_ranges') }}
     where started_at < now() - interval '1 day';

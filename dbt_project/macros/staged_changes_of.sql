@@ -6,7 +6,9 @@
     column breaks nothing. SCHEMA changes are the loader's (loader/schema_contract.py) and are
     left out. Below the resync floor a change keeps its key and operation, so the resync's
     TRUNCATE still removes what it stood for, but not its row image: the snapshot supersedes
-    it, and a value staged before a resync that no model type can hold is never decoded.
+    it, and a value staged before a resync that no model type can hold is never decoded. The
+    floor counts from when its first change (the snapshot's) has landed, so a build between
+    the resync and the snapshot's load still decodes everything it reads.
 -#}
 {% macro staged_changes_of(table_name, table_schema='operations') %}
     select
@@ -19,7 +21,14 @@
             when
                 operation in ('INSERT', 'UPDATE', 'SNAPSHOT')
                 and change_id >= coalesce(
-                    (select load_state.change_id_floor from {{ source('cdc', 'load_state') }} as load_state),
+                    (
+                        select load_state.change_id_floor
+                        from {{ source('cdc', 'load_state') }} as load_state
+                        where exists (
+                            select from {{ source('cdc', 'change_log') }} as landed
+                            where landed.change_id = load_state.change_id_floor
+                        )
+                    ),
                     0
                 )
                 then new_row

@@ -43,6 +43,11 @@ create table if not exists staging.load_batches (
     horizon_txid bigint not null
 );
 
+-- Whether the batch's last change ends its transaction. A build range ends on such a batch,
+-- so no build applies half a transaction (a resync's snapshot is one, of many batches).
+alter table staging.load_batches
+add column if not exists ends_transaction boolean not null default true;
+
 -- The watermark: the (txid, change_id) of the last change landed, and which source server
 -- those transaction ids belong to. One row, updated with each batch.
 create table if not exists staging.load_state (

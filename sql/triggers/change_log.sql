@@ -166,13 +166,9 @@ as $$
 declare
     key_columns text[] := cdc.key_columns(target);
     function_name text := cdc.capture_function_name(target);
-    table_schema text;
-    table_name text;
 begin
-    select n.nspname, c.relname into table_schema, table_name
-    from pg_class as c inner join pg_namespace as n on c.relnamespace = n.oid
-    where c.oid = target;
-
+    -- The table's name is read from tg_table_schema and tg_table_name when the trigger
+    -- fires, not written in: a table renamed later is still logged under its own name.
     execute format(
         $body$
         create or replace function cdc.%1$I() returns trigger
@@ -183,38 +179,36 @@ begin
             if tg_op = 'INSERT' then
                 insert into cdc.change_log
                     (table_schema, table_name, operation, primary_key, new_row)
-                select %2$L, %3$L, 'INSERT', %4$s, to_jsonb(cdc_new.*)
+                select tg_table_schema, tg_table_name, 'INSERT', %2$s, to_jsonb(cdc_new.*)
                 from captured_new_rows as cdc_new;
             elsif tg_op = 'UPDATE' then
                 insert into cdc.change_log
                     (table_schema, table_name, operation, primary_key, old_row, new_row)
                 select
-                    %2$L, %3$L,
+                    tg_table_schema, tg_table_name,
                     case
-                        when cdc_new.%6$I is null then 'DELETE'
-                        when cdc_old.%6$I is null then 'INSERT'
+                        when cdc_new.%4$I is null then 'DELETE'
+                        when cdc_old.%4$I is null then 'INSERT'
                         else 'UPDATE'
                     end,
-                    case when cdc_new.%6$I is null then %5$s else %4$s end,
+                    case when cdc_new.%4$I is null then %3$s else %2$s end,
                     to_jsonb(cdc_old.*), to_jsonb(cdc_new.*)
                 from captured_old_rows as cdc_old
-                full join captured_new_rows as cdc_new on %7$s;
+                full join captured_new_rows as cdc_new on %5$s;
             elsif tg_op = 'DELETE' then
                 insert into cdc.change_log
                     (table_schema, table_name, operation, primary_key, old_row)
-                select %2$L, %3$L, 'DELETE', %5$s, to_jsonb(cdc_old.*)
+                select tg_table_schema, tg_table_name, 'DELETE', %3$s, to_jsonb(cdc_old.*)
                 from captured_old_rows as cdc_old;
             else
                 insert into cdc.change_log (table_schema, table_name, operation)
-                values (%2$L, %3$L, 'TRUNCATE');
+                values (tg_table_schema, tg_table_name, 'TRUNCATE');
             end if;
             return null;
         end;
         $capture$
         $body$,
         function_name,
-        table_schema,
-        table_name,
         cdc.key_expression(key_columns, 'cdc_new'),
         cdc.key_expression(key_columns, 'cdc_old'),
         key_columns[1],
@@ -413,6 +407,9 @@ set search_path = pg_catalog, pg_temp
 as $$
 begin
     if cdc.install_capture_triggers(target) then
+        -- Its columns as they are now, for the loader to check: a column changed before
+        -- this install (by a version that did not record DDL) is caught too.
+        perform cdc.log_schema(target);
         return null;
     end if;
     return cdc.snapshot_table(target);
