@@ -56,3 +56,15 @@ def test_verify_counts_changes_not_yet_loaded(platform):
     assert result["pending_changes"] == 2 and result["ok"] is False
     platform.acme("pipeline", "run")
     assert json.loads(platform.acme("verify", "--json").stdout)["ok"] is True
+
+
+def test_verify_compares_numbers_by_value(platform):
+    platform.finance(
+        "insert into operations.products (product_name, unit_price) values ('Widget', 88.74)"
+    )
+    platform.acme("pipeline", "run")
+    # The source now keeps four decimals (88.7400), the warehouse two (88.74): one price.
+    platform.finance("alter table operations.products alter column unit_price type numeric(14, 4)")
+    result = json.loads(platform.acme("verify", "--json", check=False).stdout)
+    products = [t for t in result["tables"] if t["source_table"] == "operations.products"][0]
+    assert products["matches"] is True, products
