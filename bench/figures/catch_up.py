@@ -178,8 +178,11 @@ def replica_matches(pair, replica_uri: str) -> bool:
         for table in TABLES:
             name = ("operations", table)
             with source.cursor() as src, replica.cursor() as dst:
-                columns = table_columns(src, name)
-                if table_fingerprint(src, name, columns) != table_fingerprint(dst, name, columns):
+                column_types = table_columns(src, name)
+                columns = list(column_types)
+                if table_fingerprint(src, name, columns, column_types) != table_fingerprint(
+                    dst, name, columns, column_types
+                ):
                     return False
         return True
     finally:
