@@ -109,7 +109,7 @@ def load_changes(
             check_not_rewound(watermark, fence)
             require_capture_whole(src)
             check_schema(src, watermark, horizon)
-            if anything_to_land(src, watermark, horizon):
+            if next_txid(src, watermark, horizon) is not None:
                 watermark = fence_this_load(watermark, max(fence, watermark.load_fence) + 1)
             while True:
                 landed = copy_page(src, target, watermark, horizon, batch_size)
@@ -148,15 +148,6 @@ def check_schema(src, watermark: Watermark, horizon: int) -> None:
         )
     else:
         check_live_schema(src)
-
-
-def anything_to_land(src, watermark: Watermark, horizon: int) -> bool:
-    src.execute(
-        "select exists (select from cdc.change_log where (txid, change_id) > "
-        "(%s::text::xid8, %s) and txid < %s::text::xid8 and change_id >= %s)",
-        (watermark.last_txid, watermark.last_change_id, horizon, watermark.change_id_floor),
-    )
-    return src.fetchone()[0]
 
 
 def fence_this_load(watermark: Watermark, fence: int) -> Watermark:

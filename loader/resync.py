@@ -34,6 +34,7 @@ from loader.watermark import (
     read_watermark,
     source_fence,
     source_identity,
+    store_fence,
     write_watermark,
 )
 
@@ -111,10 +112,6 @@ def snapshot_source(
             snapshotted[f"{schema}.{name}"] = cur.fetchone()[0]
         identity = source_identity(cur)
         fence = max(source_fence(cur), landed_fence) + 1
-        cur.execute(
-            "insert into cdc.load_fence (fence) values (%s) on conflict (singleton) "
-            "do update set fence = excluded.fence, fenced_at = now()",
-            (fence,),
-        )
+        store_fence(cur, fence)
         commit_watermark(identity, floor, fence)
     return snapshotted, floor, identity

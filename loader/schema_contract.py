@@ -246,8 +246,10 @@ class UnbuildableValue:
 
 
 def first_unbuildable_value(cur) -> UnbuildableValue | None:
-    """The first staged value (above the resync floor) that a staging model's cast would
-    reject, or None. Read only when a build has failed: it scans the staged history."""
+    """The first staged value that a staging model's cast would reject, or None. It reads the
+    changes the staging views decode: those above the resync floor once the floor's
+    snapshot has landed (dbt_project/macros/staged_changes_of.sql). Read only when a build
+    has failed: it scans the staged history."""
     for modelled in modelled_tables().values():
         schema, name = modelled.table.split(".", 1)
         for column, declared in modelled.columns.items():
@@ -257,8 +259,13 @@ def first_unbuildable_value(cur) -> UnbuildableValue | None:
                 from staging.change_log
                 where table_schema = %(schema)s and table_name = %(name)s
                   and operation in ('INSERT', 'UPDATE', 'SNAPSHOT')
-                  and change_id >= coalesce(
-                      (select change_id_floor from staging.load_state), 0)
+                  and change_id >= coalesce((
+                      select f.change_id_floor from staging.load_state as f
+                      where exists (
+                          select from staging.change_log as landed
+                          where landed.change_id = f.change_id_floor
+                      )
+                  ), 0)
                   and not pg_input_is_valid(new_row ->> %(column)s, %(declared)s)
                 order by change_id
                 limit 1

@@ -130,8 +130,13 @@ def write_fence(fence_conn, fence: int) -> None:
     """Commits the new fence on finance_db (a connection of its own, as the loader role)."""
     with fence_conn, fence_conn.cursor() as cur:
         cur.execute("set local role acme_loader")
-        cur.execute(
-            "insert into cdc.load_fence as f (fence) values (%s) on conflict (singleton) "
-            "do update set fence = excluded.fence, fenced_at = now()",
-            (fence,),
-        )
+        store_fence(cur, fence)
+
+
+def store_fence(source_cur, fence: int) -> None:
+    """Sets finance_db's load fence, in the caller's transaction."""
+    source_cur.execute(
+        "insert into cdc.load_fence (fence) values (%s) on conflict (singleton) "
+        "do update set fence = excluded.fence, fenced_at = now()",
+        (fence,),
+    )
