@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 ACME := $(BIN)/acme
 DEMO_ORDERS ?= 3000
 DEMO_CONCURRENCY ?= 4
+# Test workers: one per core, at most 4. Each runs its own two servers; the suite's time is
+# mostly one Python process at a time (dbt), so a second worker keeps the second core busy.
+TEST_WORKERS ?= auto
 
 .PHONY: venv system-packages demo test torture bench bench-quick docs down status clean
 
@@ -26,7 +29,7 @@ system-packages:
 test: venv system-packages
 	$(BIN)/ruff check .
 	$(BIN)/sqlfluff lint dbt_project sql
-	$(BIN)/pytest
+	$(BIN)/pytest --numprocesses $(TEST_WORKERS) --maxprocesses 4 --dist worksteal
 	$(BIN)/python -m bench --quick
 
 # The benchmark suite (bench/README.md): full size, about 12 minutes; results in bench/results/.

@@ -41,6 +41,10 @@ def server_user() -> pwd.struct_passwd | None:
             text=True,
         )
     except (OSError, subprocess.CalledProcessError) as exc:
+        try:  # another process (a parallel test worker) created it first
+            return pwd.getpwnam(SERVER_OS_USER)
+        except KeyError:
+            pass
         raise LocalServerError(
             f"running as root, PostgreSQL needs an unprivileged user, and creating "
             f"'{SERVER_OS_USER}' failed ({exc}): create it with useradd, or run as a normal user"
