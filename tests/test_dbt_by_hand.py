@@ -1,5 +1,7 @@
 """dbt run by hand, as the README's "Run dbt yourself" shows: after `eval "$(acme local env)"`
-plain `dbt run` and `dbt test` from dbt_project/ build the same warehouse."""
+plain `dbt run` and `dbt test` from dbt_project/ build the same warehouse, and a `dbt build`
+by hand waits for a model another invocation is building (the lock is the dbt project's
+own), beside `--follow` too."""
 
 from __future__ import annotations
 
@@ -7,13 +9,22 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import psycopg2
+import yaml
 
 from connections.settings import PROJECT_ROOT
 from loader.copy_changes import load_changes
+from tests.conftest import ACME
+from tests.pgbench.harness import Follower
 from tests.test_restore import FIRST, assert_verified
 
 DBT = str(Path(sys.executable).parent / "dbt")
+MODEL_LOCK_CLASS = yaml.safe_load((PROJECT_ROOT / "dbt_project" / "dbt_project.yml").read_text())[
+    "vars"
+]["acme"]["model_lock_class"]
 
 
 def exported(lines: str) -> dict[str, str]:
@@ -25,26 +36,122 @@ def exported(lines: str) -> dict[str, str]:
     return found
 
 
-def test_plain_dbt_run_and_test_after_a_load(platform, tmp_path):
-    platform.acme(*FIRST)
-    load_changes()
+def by_hand_environment(platform, folder: Path) -> dict[str, str]:
+    """The environment `eval "$(acme local env)"` gives a shell, dbt's artifacts in folder."""
     settings = exported(platform.acme("local", "env").stdout)
     assert {"DBT_ACME_HOST", "DBT_ACME_PORT", "DBT_ENV_SECRET_ACME_PASSWORD"} <= set(settings)
-    env = {
+    return {
         **{k: v for k, v in os.environ.items() if not k.startswith("DBT_")},
         **settings,
         # dbt's artifacts in the test's folder, not in the checkout
-        "DBT_TARGET_PATH": str(tmp_path / "target"),
-        "DBT_LOG_PATH": str(tmp_path / "logs"),
+        "DBT_TARGET_PATH": str(folder / "target"),
+        "DBT_LOG_PATH": str(folder / "logs"),
     }
+
+
+def dbt(env: dict[str, str], *command: str) -> subprocess.Popen:
+    """The dbt CLI, run from dbt_project/ as the README shows."""
+    return subprocess.Popen(
+        [DBT, *command, "--profiles-dir", ".."],
+        cwd=PROJECT_ROOT / "dbt_project",
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def finished(process: subprocess.Popen) -> str:
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, output[-3000:]
+    return output
+
+
+def test_plain_dbt_run_and_test_after_a_load(platform, tmp_path):
+    platform.acme(*FIRST)
+    load_changes()
+    env = by_hand_environment(platform, tmp_path)
     for command in (["run"], ["test"]):
-        result = subprocess.run(
-            [DBT, *command, "--profiles-dir", ".."],
-            cwd=PROJECT_ROOT / "dbt_project",
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
+        finished(dbt(env, *command))
+    assert_verified(platform)
+
+
+def test_a_dbt_build_by_hand_waits_for_a_model_being_built(platform, tmp_path):
+    platform.acme(*FIRST)
+    platform.acme("pipeline", "run")
+    platform.acme("simulate", "--orders", "20", "--seed", "3")
+    load_changes()
+    (newest,) = platform.analytics("select max(load_id) from staging.load_batches", fetch=True)[0]
+    # Another invocation is building fact_orders: its transaction holds the model's lock.
+    holder = psycopg2.connect(platform.analytics_uri)
+    holder.autocommit = True
+    try:
+        with holder.cursor() as cur:
+            cur.execute("select pg_advisory_lock(%s, hashtext('fact_orders'))", (MODEL_LOCK_CLASS,))
+        build = dbt(by_hand_environment(platform, tmp_path), "build")
+        deadline = time.monotonic() + 180
+        while not platform.analytics(
+            "select count(*) from pg_locks where locktype = 'advisory' and not granted "
+            "and classid = %s and objsubid = 2",
+            (MODEL_LOCK_CLASS,),
+            fetch=True,
+        )[0][0]:
+            assert build.poll() is None, f"dbt build did not wait:\n{build.stdout.read()}"
+            assert time.monotonic() < deadline, "dbt build never reached fact_orders"
+            time.sleep(0.1)
+        applied = dict(
+            platform.analytics(
+                "select model_name, through_load_id from staging.applied_loads", fetch=True
+            )
         )
-        assert result.returncode == 0, result.stdout[-3000:]
+        assert applied["fact_orders"] < newest, "fact_orders was built while locked"
+    finally:
+        holder.close()
+    finished(build)
+    assert platform.analytics(
+        "select through_load_id from staging.applied_loads where model_name = 'fact_orders'",
+        fetch=True,
+    ) == [(newest,)]
+    assert_verified(platform)
+
+
+def test_dbt_builds_by_hand_beside_follow(platform, tmp_path):
+    platform.acme(*FIRST)
+    env = by_hand_environment(platform, tmp_path)
+    follower = Follower.start("--test-interval", "0")
+    try:
+        follower.wait_for_cycles(1, 0.0, built=True)
+        for seed in range(2):
+            workload = subprocess.Popen(
+                [*ACME, "simulate", "--orders", "40", "--concurrency", "2", "--seed", str(seed)],
+                cwd=PROJECT_ROOT,
+                stdout=subprocess.DEVNULL,
+            )
+            finished(dbt(env, "build"))
+            assert workload.wait(timeout=300) == 0
+        since = time.monotonic()
+        follower.wait_for_cycles(2, since)
+    finally:
+        output = follower.stop()
+    assert follower.process.returncode == 0, output[-3000:]
+    platform.acme("pipeline", "run")
+    assert_verified(platform)
+
+
+def test_a_build_of_an_older_range_keeps_the_newer_state(platform, tmp_path):
+    """An invocation that reaches a model after a newer one built it (here: its range fixed
+    by hand below what acme applied) derives the model through the newer range."""
+    platform.acme(*FIRST)
+    platform.acme("pipeline", "run")
+    (older,) = platform.analytics("select max(load_id) from staging.load_batches", fetch=True)[0]
+    platform.acme("simulate", "--orders", "20", "--seed", "5")
+    platform.acme("pipeline", "run")
+    (newer,) = platform.analytics("select max(load_id) from staging.load_batches", fetch=True)[0]
+    assert newer > older
+    env = by_hand_environment(platform, tmp_path)
+    finished(dbt(env, "run", "--vars", f"{{through_load_id: {older}}}"))
+    applied = platform.analytics(
+        "select distinct through_load_id from staging.applied_loads", fetch=True
+    )
+    assert applied == [(newer,)]
     assert_verified(platform)

@@ -9,7 +9,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import psycopg2
 import pytest
 
 from connections.settings import PROJECT_ROOT
@@ -115,29 +114,3 @@ def test_docs_generate(platform):
     assert {"exposure.acme.open_orders", "exposure.acme.top_customers"} <= set(
         manifest["exposures"]
     )
-
-
-def test_builds_wait_for_each_other(platform):
-    from pipeline.dbt_build import BUILD_LOCK_KEY
-
-    platform.finance(ORDERS, (2,))
-    holder = psycopg2.connect(platform.analytics_uri)
-    holder.autocommit = True
-    with holder.cursor() as cur:
-        cur.execute("select pg_advisory_lock(%s)", (BUILD_LOCK_KEY,))  # a build under way
-    run = subprocess.Popen(
-        [*ACME, "pipeline", "run"],
-        cwd=PROJECT_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        time.sleep(8)
-        assert run.poll() is None, "the second build must wait for the first"
-        assert warehouse_orders(platform) == 0
-    finally:
-        holder.close()
-    out, err = run.communicate(timeout=120)
-    assert run.returncode == 0, err
-    assert warehouse_orders(platform) == 2

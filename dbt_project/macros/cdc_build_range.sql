@@ -2,9 +2,9 @@
     The range of loads one dbt invocation applies (capture invariant "each build applies one
     fixed range of loads"). on-run-start fixes it: the newest load landed when the invocation
     starts that ends a source transaction (a build never applies half of one), or the var
-    through_load_id when given. Every incremental model applies the loads
-    after its own applied load through it, and its post-hook records that in the model's own
-    transaction; its tests read the staged changes through what the model applied. A load that
+    through_load_id when given. Every incremental model applies the loads after its own
+    applied load through it (or through a newer range another invocation applied first, see
+    cdc_state_through_sql()), and its post-hook records that in the model's own transaction; its tests read the staged changes through what the model applied. A load that
     lands while the invocation runs is left, whole, to the next one.
 -#}
 
@@ -58,27 +58,44 @@
 {%- endmacro %}
 
 {#-
+    pre-hook of each incremental model, in the model's transaction: holds the model's lock
+    until that transaction commits, so two dbt invocations (acme's cycle and a `dbt build` run
+    by hand) never apply changes to one model at once: the second waits, then applies its own
+    range to what the first committed. That is safe though its SQL was compiled before the
+    wait: each key it re-evaluates is derived from the key's whole staged history (so a load
+    the first already applied changes nothing), through the newer of the two ranges
+    (cdc_state_through_sql()).
+-#}
+{% macro cdc_wait_for_model() -%}
+    select pg_advisory_xact_lock(
+        {{ var('acme')['model_lock_class'] | int }}, hashtext('{{ this.identifier }}')
+    )
+{%- endmacro %}
+
+{#-
+    The load a model's rows are derived through: this invocation's range, or the newer one
+    another invocation already applied to the model (read when the model's SQL runs, after
+    cdc_wait_for_model()). An invocation that reaches a model after a newer one built it
+    thereby writes state as new as what it replaces, never older.
+-#}
+{% macro cdc_state_through_sql(through_load_id) -%}
+    (
+        select greatest({{ through_load_id }}, coalesce(max(applied.through_load_id), 0))
+        from {{ source('cdc', 'applied_loads') }} as applied
+        where applied.model_name = '{{ this.identifier }}'
+    )
+{%- endmacro %}
+
+{#-
     post-hook of each incremental model, in the model's transaction: records the range it
-    applied. A build that finds a newer range already recorded (another dbt invocation
-    applied newer loads meanwhile) fails, rolling its model back, instead of writing older
-    state over newer.
+    applied, or keeps the newer one another invocation recorded (cdc_state_through_sql()).
 -#}
 {% macro cdc_record_applied_range() -%}
-    {%- set through_load_id = cdc_build_through_load_id() -%}
-    do $$
-    begin
-        if exists (
-            select from {{ source('cdc', 'applied_loads') }}
-            where model_name = '{{ this.identifier }}' and through_load_id > {{ through_load_id }}
-            for update
-        ) then
-            raise exception 'another dbt build applied newer loads to {{ this.identifier }}; run again';
-        end if;
-        insert into {{ source('cdc', 'applied_loads') }} (model_name, through_load_id)
-        values ('{{ this.identifier }}', {{ through_load_id }})
-        on conflict (model_name) do update set
-            through_load_id = excluded.through_load_id,
-            applied_at = now();
-    end;
-    $$
+    insert into {{ source('cdc', 'applied_loads') }} (model_name, through_load_id)
+    values ('{{ this.identifier }}', {{ cdc_build_through_load_id() }})
+    on conflict (model_name) do update set
+        through_load_id = greatest(
+            {{ source('cdc', 'applied_loads') }}.through_load_id, excluded.through_load_id
+        ),
+        applied_at = now()
 {%- endmacro %}

@@ -24,6 +24,7 @@
 -#}
 {% macro cdc_current_state(staged_relation, key_column, columns) %}
 {% set through_load_id = cdc_build_through_load_id() | trim %}
+{% set state_through = cdc_state_through_sql(through_load_id) %}
 {% if is_incremental() %}
 {% set applied_load_id = cdc_applied_load_id() | trim %}
 {% set new_truncate_id = cdc_new_truncate_id(
@@ -70,7 +71,7 @@
                 from {{ staged_relation }} as key_history
                 where
                     key_history.primary_key = affected_keys.primary_key
-                    and key_history.load_id <= {{ through_load_id }}
+                    and key_history.load_id <= {{ state_through }}
                 offset 0
             ) as staged_changes
         ),
@@ -80,7 +81,7 @@
         key_changes as (
             select *
             from {{ staged_relation }}
-            where {{ key_column }} is not null and load_id <= {{ through_load_id }}
+            where {{ key_column }} is not null and load_id <= {{ state_through }}
         ),
 
     {% endif %}
@@ -91,7 +92,7 @@
             change_id,
             changed_at
         from {{ staged_relation }}
-        where change_operation = 'TRUNCATE' and load_id <= {{ through_load_id }}
+        where change_operation = 'TRUNCATE' and load_id <= {{ state_through }}
         order by change_id desc
         limit 1
     ),
