@@ -14,7 +14,7 @@ from cli.local import local
 from cli.pipeline import pipeline
 from cli.simulate import simulate
 from cli.verify import verify
-from connections.errors import AcmeError
+from connections.errors import AcmeError, first_line
 from exporter.output_file import Stopped
 
 
@@ -39,8 +39,7 @@ class AcmeGroup(click.Group):
             ctx.exit(128 + exc.signum)
         except psycopg2.Error as exc:
             primary = getattr(exc.diag, "message_primary", None)
-            fallback = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise click.ClickException(f"database error: {primary or fallback}") from exc
+            raise click.ClickException(f"database error: {primary or first_line(exc)}") from exc
 
 
 @click.group(cls=AcmeGroup, context_settings={"help_option_names": ["-h", "--help"]})

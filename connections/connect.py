@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg2
 import psycopg2.extensions
 
-from connections.errors import CredentialsRefused, DatabaseUnavailable
+from connections.errors import CredentialsRefused, DatabaseUnavailable, first_line
 from connections.settings import Database, dsn_for, parse_uri, redact
 
 CONNECT_TIMEOUT_SECONDS = 5
@@ -45,7 +45,7 @@ def refuses_for_good(exc: Exception) -> bool:
 
 
 def explain_connect_failure(database: Database, dsn: str, exc: Exception) -> str:
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    detail = first_line(exc)
     where = redact(dsn)
     lowered = detail.lower()
     if "password authentication failed" in lowered or "no password supplied" in lowered:

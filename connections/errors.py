@@ -56,3 +56,12 @@ class ChangesPruned(PipelineError):
 
 class ExportError(AcmeError):
     """A report cannot be exported to the requested file."""
+
+
+def first_line(exc: BaseException) -> str:
+    """What a one-line message quotes of an error: the first line of its text (for a
+    server's error, without PostgreSQL's "ERROR:" prefix), or its type when it has none."""
+    text = (getattr(exc, "pgerror", None) or str(exc)).strip()
+    if not text:
+        return type(exc).__name__
+    return text.splitlines()[0].removeprefix("ERROR:").strip()

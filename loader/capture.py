@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import psycopg2
 from psycopg2 import errors
 
 from connections.connect import connect
-from connections.errors import CaptureIncomplete, CaptureNotInstalled
+from connections.errors import CaptureIncomplete, CaptureNotInstalled, first_line
 from connections.settings import FINANCE
 from loader.locking import retry_on_lock_conflict, set_short_lock_wait
 from loader.sql_files import apply_sql_file
@@ -243,7 +242,3 @@ def tables_in_schema(cur, schema: str) -> list[str]:
         (schema,),
     )
     return [row[0] for row in cur.fetchall()]
-
-
-def first_line(exc: psycopg2.Error) -> str:
-    return (exc.pgerror or str(exc)).strip().splitlines()[0].removeprefix("ERROR:").strip()

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import socket
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,16 +129,9 @@ def up(ports: dict[str, int | None] | None = None, progress=print) -> dict[str, 
 
 
 def down(progress=print) -> None:
-    user = os_user.server_user()
     for server in SERVERS:
         if status_of(server).running:
-            result = os_user.run_as(
-                user, [binary("pg_ctl"), "-D", str(server.data_dir), "-m", "fast", "-w", "stop"]
-            )
-            if result.returncode != 0:
-                raise LocalServerError(
-                    f"could not stop {server.database}: {last_line(result.stderr)}"
-                )
+            stop(server)
             progress(f"{server.database}: stopped")
         else:
             progress(f"{server.database}: not running")
@@ -159,16 +151,6 @@ def stop(server: LocalServer, mode: str = "fast") -> None:
 def start(server: LocalServer, port: int) -> int:
     """Starts one stopped server on its port (a no-op when it runs); returns the port."""
     return ensure_running(server, port, os_user.server_user(), progress=lambda _message: None)
-
-
-def restart(server: LocalServer, mode: str = "fast", down_seconds: float = 0.0) -> int:
-    """Stops one running server, keeps it down for a while, and starts it on the same port."""
-    current = status_of(server)
-    if not current.running or current.port is None:
-        raise LocalServerError(f"{server.database} is not running, so it cannot be restarted")
-    stop(server, mode)
-    time.sleep(down_seconds)
-    return start(server, current.port)
 
 
 def status() -> list[ServerStatus]:
@@ -307,7 +289,6 @@ def process_alive(pid: int) -> bool:
 
 
 def server_log_reason(server: LocalServer) -> str:
-    time.sleep(0.2)
     if not server.log_file.exists():
         return "no server log was written"
     lines = [line for line in server.log_file.read_text().splitlines() if "FATAL" in line]

@@ -20,7 +20,13 @@ from typing import Protocol
 import psycopg2
 
 from connections.connect import connect
-from connections.errors import AcmeError, DatabaseUnavailable, LoaderBusy, PipelineError
+from connections.errors import (
+    AcmeError,
+    DatabaseUnavailable,
+    LoaderBusy,
+    PipelineError,
+    first_line,
+)
 from connections.settings import ANALYTICS, FINANCE
 from loader.copy_changes import DEFAULT_BATCH_SIZE, LoadResult, load_changes
 from loader.schema_contract import UnbuildableValue, first_unbuildable_value
@@ -225,8 +231,3 @@ def describe_outage(exc: Exception) -> str:
         except DatabaseUnavailable as down:
             return f"lost a database connection ({first_line(exc)}): {first_line(down)}"
     return f"lost a database connection ({first_line(exc)})"
-
-
-def first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -68,15 +68,25 @@ def retry_lines(follower: Follower, since: float, database: str, expect: str = "
     ]
 
 
+def restart(server: servers.LocalServer, mode: str, down_seconds: float) -> None:
+    """Stops one running server (`immediate`: a crash to its clients), keeps it down for a
+    while, and starts it on the same port."""
+    port = servers.status_of(server).port
+    assert port is not None, f"{server.database} is not running"
+    servers.stop(server, mode)
+    time.sleep(down_seconds)
+    servers.start(server, port)
+
+
 def resumed(follower: Follower, since: float) -> bool:
     return any(RESUMED_LINE.match(line) for line in follower.own_lines(since))
 
 
-def restart_and_wait_for_recovery(follower: Follower, restart, database: str, expect=""):
+def restart_and_wait_for_recovery(follower: Follower, restart_server, database: str, expect=""):
     """Restarts a server; then the follow loop must log a retry naming the database (and
     `expect`), resume by itself, and finish a cycle that loads and builds new changes."""
     began = time.monotonic()
-    restart()
+    restart_server()
     follower.wait_for(
         lambda: retry_lines(follower, began, database, expect),
         60,
@@ -88,7 +98,7 @@ def restart_and_wait_for_recovery(follower: Follower, restart, database: str, ex
 
 
 def restart_analytics_and_release(pauses: LoaderPauses) -> None:
-    servers.restart(servers.ANALYTICS_SERVER, "fast", 1.0)
+    restart(servers.ANALYTICS_SERVER, "fast", 1.0)
     pauses.reconnect()
     pauses.pause(None)
 
@@ -122,7 +132,7 @@ def test_follow_rides_out_restarts_of_both_databases(platform, servers_left_runn
                 # analytics_db, stopped cleanly, whatever the cycle is doing.
                 retries += restart_and_wait_for_recovery(
                     follower,
-                    lambda: servers.restart(servers.ANALYTICS_SERVER, "fast", 2.0),
+                    lambda: restart(servers.ANALYTICS_SERVER, "fast", 2.0),
                     "analytics_db",
                 )
                 # analytics_db crashing in the middle of dbt's build: dbt reports a failed
@@ -130,14 +140,14 @@ def test_follow_rides_out_restarts_of_both_databases(platform, servers_left_runn
                 follower.wait_for(lambda: dbt_is_building(platform), 120, "dbt to build")
                 retries += restart_and_wait_for_recovery(
                     follower,
-                    lambda: servers.restart(servers.ANALYTICS_SERVER, "immediate", 1.0),
+                    lambda: restart(servers.ANALYTICS_SERVER, "immediate", 1.0),
                     "analytics_db",
                     "dbt build stopped",
                 )
                 # finance_db crashing under the writers and the loader.
                 retries += restart_and_wait_for_recovery(
                     follower,
-                    lambda: servers.restart(servers.FINANCE_SERVER, "immediate", 2.0),
+                    lambda: restart(servers.FINANCE_SERVER, "immediate", 2.0),
                     "finance_db",
                 )
                 # analytics_db stopping while a batch is copied but not committed: the

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from psycopg2.extras import execute_values
 
 from connections.connect import connect
-from connections.errors import AcmeError
+from connections.errors import AcmeError, first_line
 from connections.settings import FINANCE
 
 FIRST_ORDER_DATE = datetime(2026, 1, 1, 8, 0, 0)
@@ -102,7 +102,7 @@ def simulate(size: WorkloadSize, on_order: Callable[[], None] | None = None) -> 
         failure = failures[0]
         if isinstance(failure, AcmeError):
             raise failure
-        raise AcmeError(f"a workload writer failed: {str(failure).strip().splitlines()[0]}")
+        raise AcmeError(f"a workload writer failed: {first_line(failure)}")
     return counts
 
 
