@@ -30,6 +30,11 @@ class PipelineError(AcmeError):
     """The loader or the dbt build cannot go on."""
 
 
+class BuildFailed(PipelineError):
+    """dbt could not parse, build or test the warehouse (a failing test, a broken model, or
+    the database lost under it: the cycle tells which, pipeline/cycle.py)."""
+
+
 class LoaderBusy(PipelineError):
     """Another loader holds analytics_db's loader lock; waiting and retrying is right."""
 

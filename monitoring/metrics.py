@@ -10,22 +10,18 @@ from __future__ import annotations
 import errno
 import socket
 import time
-import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from connections.errors import ConfigurationError
+from connections.errors import BuildFailed, ConfigurationError
 from monitoring.lag import Lag
 
 # A page of 50,000 changes lands in seconds; a catch-up after an outage can take minutes.
 LOAD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 # dbt starts in a few seconds and a full build of a large warehouse takes minutes.
 BUILD_BUCKETS = (1, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120, 300, 600)
-
-# A failure raised from these modules (or caused by one) happened while dbt was building.
-BUILD_MODULE_PREFIX = "pipeline.dbt"
 
 
 class PipelineMetrics:
@@ -125,16 +121,13 @@ class PipelineMetrics:
 
 
 def failed_in_build(error: BaseException | None) -> bool:
-    """Whether dbt was running when the error (or one that caused it) was raised.
-
-    Told from the traceback, not the message: an outage during the build surfaces as
-    DatabaseUnavailable raised by the cycle, caused by dbt's own failure."""
+    """Whether the error is dbt's failure, or was caused by one: an outage during the build
+    surfaces as DatabaseUnavailable raised by the cycle, from dbt's BuildFailed."""
     seen: set[int] = set()
     while error is not None and id(error) not in seen:
+        if isinstance(error, BuildFailed):
+            return True
         seen.add(id(error))
-        for frame, _line in traceback.walk_tb(error.__traceback__):
-            if str(frame.f_globals.get("__name__", "")).startswith(BUILD_MODULE_PREFIX):
-                return True
         error = error.__cause__ or error.__context__
     return False
 

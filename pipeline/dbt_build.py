@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from connections.connect import connect
-from connections.errors import PipelineError
+from connections.errors import BuildFailed
 from connections.settings import ANALYTICS, PROJECT_ROOT, dsn_for, parse_uri, state_dir
 from exporter.reports import REPORTS
+from pipeline.marts import MARTS
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
-INCREMENTAL_MART_NAMES = ("dim_customers", "dim_products", "fact_orders", "fact_order_items")
+INCREMENTAL_MART_NAMES = tuple(mart.name for mart in MARTS)
 REPORT_RELATIONS = tuple(report.relation for report in REPORTS.values())
 
 
@@ -63,7 +64,7 @@ class BuildResult:
 
 
 def run_dbt(command: str, *extra: str, manifest=None) -> BuildResult:
-    """Runs one dbt command; a failure becomes a PipelineError naming what failed. With a
+    """Runs one dbt command; a failure becomes BuildFailed, naming what failed. With a
     manifest (parse_manifest()), dbt skips parsing the project."""
     from dbt.cli.main import dbtRunner
 
@@ -75,13 +76,13 @@ def run_dbt(command: str, *extra: str, manifest=None) -> BuildResult:
     outcome = dbtRunner(manifest=manifest).invoke(dbt_args(command, *extra))
     seconds = time.monotonic() - started
     if outcome.exception is not None:
-        raise PipelineError(f"dbt {command} could not run: {outcome.exception}")
+        raise BuildFailed(f"dbt {command} could not run: {outcome.exception}")
     # build and run give per-node results; docs generate gives a catalog instead.
     node_results = getattr(outcome.result, "results", None) or []
     if not outcome.success:
         full_build_marker().unlink(missing_ok=True)
         failed = [r.node.name for r in node_results if str(r.status) in ("error", "fail")]
-        raise PipelineError(
+        raise BuildFailed(
             f"dbt {command} failed ({', '.join(failed) or 'see the output above'}); "
             f"details in {dbt_artifacts_dir() / 'logs' / 'dbt.log'}"
         )
@@ -142,7 +143,7 @@ def parse_manifest():
     os.environ.update(dbt_environment())
     outcome = dbtRunner().invoke(dbt_args("parse", "--quiet"))
     if not outcome.success:
-        raise PipelineError(f"dbt parse failed: {outcome.exception or 'see dbt.log'}")
+        raise BuildFailed(f"dbt parse failed: {outcome.exception or 'see dbt.log'}")
     return outcome.result
 
 

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from connections.errors import DatabaseUnavailable, PipelineError
+from connections.errors import BuildFailed, DatabaseUnavailable
 from connections.settings import PROJECT_ROOT
 from loader.copy_changes import LoadResult
 from monitoring.lag import Lag
@@ -330,17 +330,15 @@ def test_follow_logs_retries_as_json(follow_log):
 
 
 def test_a_failure_raised_while_dbt_builds_counts_as_a_build_failure():
-    # A stand-in for pipeline.dbt_build: what matters is the module the failure came from.
-    stand_in = {"__name__": "pipeline.dbt_build", "PipelineError": PipelineError}
-    exec("def run_dbt():\n    raise PipelineError('dbt build failed (fact_orders)')", stand_in)
     try:
         try:
-            stand_in["run_dbt"]()
-        except PipelineError as exc:
+            raise BuildFailed("dbt build failed (fact_orders)")
+        except BuildFailed as exc:
             raise DatabaseUnavailable("dbt build stopped: analytics_db restarted") from exc
     except DatabaseUnavailable as outage:
         during_build = outage
     assert failed_in_build(during_build)
+    assert failed_in_build(BuildFailed("dbt test failed (is_current_state_of)"))
     assert not failed_in_build(DatabaseUnavailable("finance_db is not reachable"))
 
     metrics = PipelineMetrics()
