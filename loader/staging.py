@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
-from loader.sql_files import apply_sql_file
+import hashlib
+
+from loader.sql_files import SQL_ROOT, apply_sql_file
+
+STAGING_SQL = "staging/change_log.sql"
+
+
+def staging_version() -> str:
+    """The version of the staging schema this code lands into: its SQL file's digest, so any
+    change to the file is applied once, with no number to remember to raise."""
+    return hashlib.sha256((SQL_ROOT / STAGING_SQL).read_bytes()).hexdigest()[:16]
 
 
 def ensure_staging(conn) -> None:
-    """Creates or upgrades the staging tables when needed; committed at once.
+    """Creates or upgrades the staging tables when the recorded version is not this code's;
+    committed at once.
 
     Checked first rather than applied every time: ALTER TABLE would lock load_state on each
     cycle even when there is nothing to change."""
+    version = staging_version()
     with conn, conn.cursor() as cur:
-        # The newest parts of the file: a column, the incremental models' lookup index and
-        # the build range tables.
+        cur.execute("select to_regclass('staging.schema_version') is not null")
+        if cur.fetchone()[0]:
+            cur.execute("select applied_version from staging.schema_version")
+            if cur.fetchone() == (version,):
+                return
+        apply_sql_file(cur, STAGING_SQL)
         cur.execute(
-            "select exists (select from information_schema.columns where table_schema = "
-            "'staging' and table_name = 'load_state' and column_name = 'load_fence') "
-            "and to_regclass('staging.change_log_key_idx') is not null "
-            "and to_regclass('staging.applied_loads') is not null "
-            "and exists (select from information_schema.columns where table_schema = "
-            "'staging' and table_name = 'load_batches' and column_name = 'ends_transaction')"
+            "insert into staging.schema_version (applied_version) values (%s) "
+            "on conflict (singleton) do update set applied_version = excluded.applied_version",
+            (version,),
         )
-        if not cur.fetchone()[0]:
-            apply_sql_file(cur, "staging/change_log.sql")
