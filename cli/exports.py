@@ -5,6 +5,9 @@ from __future__ import annotations
 import click
 
 from exporter.csv_export import export_report
+from exporter.reports import REPORTS, header, read_order_statuses
+
+STATUSES = read_order_statuses()
 
 OUTPUT_HELP = (
     "CSV file to write. A bare name goes into data-exports/ ($ACME_EXPORT_DIR); a path "
@@ -37,52 +40,52 @@ def report_written(result) -> None:
     click.echo(f"wrote {result.rows} rows to {result.path}", err=str(result.path) == "-")
 
 
-@click.command("open_orders")
+@click.command(
+    "open_orders",
+    help=f"Every open order (status not {' or '.join(STATUSES.closed)}), by delivery date "
+    f"and status.\n\nColumns: {header('open_orders')}, ordered by "
+    f"{', '.join(REPORTS['open_orders'].order_by)}.",
+)
 @output_option(None, "open_orders.csv; open_orders_summary.csv with --summary")
 @click.option(
     "--summary",
     is_flag=True,
-    help="Count per delivery date and status instead: delivery_date,status,order_count.",
+    help=f"Count per delivery date and status instead: {header('open_orders_summary')}.",
 )
 def open_orders(output: str | None, summary: bool) -> None:
-    """Every open order (status not COMPLETED or CANCELLED), by delivery date and status.
-
-    Columns: order_id,customer_id,order_date,delivery_date,status, ordered by delivery_date,
-    status, order_id.
-    """
     report = "open_orders_summary" if summary else "open_orders"
     report_written(export_report(report, output or f"{report}.csv"))
 
 
-@click.command("top_delivery_dates")
+@click.command(
+    "top_delivery_dates",
+    help=f"The delivery dates with the most open orders: {header('top_delivery_dates')}."
+    "\n\nTies go to the earlier date.",
+)
 @output_option("top_delivery_dates.csv")
 @LIMIT
 def top_delivery_dates(output: str, limit: int) -> None:
-    """The delivery dates with the most open orders: delivery_date,order_count.
-
-    Ties go to the earlier date.
-    """
     report_written(export_report("top_delivery_dates", output, limit))
 
 
-@click.command("pending_items")
+@click.command(
+    "pending_items",
+    help=f"Per product, the quantity on {STATUSES.pending} orders: {header('pending_items')}."
+    "\n\nlast_updated is the latest change time of those items or their orders.",
+)
 @output_option("pending_items.csv")
 def pending_items(output: str) -> None:
-    """Per product, the quantity on PENDING orders: product_id,quantity,last_updated.
-
-    last_updated is the latest change time of those items or their orders.
-    """
     report_written(export_report("pending_items", output))
 
 
-@click.command("top_customers")
+@click.command(
+    "top_customers",
+    help=f"The customers with the most {STATUSES.pending} orders: {header('top_customers')}."
+    "\n\nTies go to the lower customer_id.",
+)
 @output_option("top_customers.csv")
 @LIMIT
 def top_customers(output: str, limit: int) -> None:
-    """The customers with the most PENDING orders: customer_id,customer_name,total_orders.
-
-    Ties go to the lower customer_id.
-    """
     report_written(export_report("top_customers", output, limit))
 
 

@@ -1,8 +1,22 @@
-"""The four report exports: which report model, which columns, in which order."""
+"""The report exports: which report model, which columns, in which order.
+
+Stated once, in dbt_project/models/reports/reports.yml: a report model whose meta has
+`export` is exported, with the columns the yml lists, in their order. `order_by` sorts it; a
+ranked report names its `rank` column instead, which sorts it, bounds `--limit` and is left
+out of the file."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from connections.settings import PROJECT_ROOT
+
+REPORTS_YML = PROJECT_ROOT / "dbt_project" / "models" / "reports" / "reports.yml"
+DBT_PROJECT_YML = PROJECT_ROOT / "dbt_project" / "dbt_project.yml"
+REPORT_SCHEMA = "reports"
 
 
 @dataclass(frozen=True)
@@ -10,52 +24,55 @@ class Report:
     name: str
     relation: str
     columns: tuple[str, ...]
-    order_by: str
+    order_by: tuple[str, ...]
     limited: bool = False
 
 
-REPORTS = {
-    report.name: report
-    for report in (
-        Report(
-            "open_orders",
-            "reports.open_orders",
-            ("order_id", "customer_id", "order_date", "delivery_date", "status"),
-            "delivery_date, status, order_id",
-        ),
-        Report(
-            "open_orders_summary",
-            "reports.open_orders_summary",
-            ("delivery_date", "status", "order_count"),
-            "delivery_date, status",
-        ),
-        Report(
-            "top_delivery_dates",
-            "reports.top_delivery_dates",
-            ("delivery_date", "order_count"),
-            "date_rank",
-            limited=True,
-        ),
-        Report(
-            "pending_items",
-            "reports.pending_items",
-            ("product_id", "quantity", "last_updated"),
-            "product_id",
-        ),
-        Report(
-            "top_customers",
-            "reports.top_customers",
-            ("customer_id", "customer_name", "total_orders"),
-            "customer_rank",
-            limited=True,
-        ),
-    )
-}
+def read_reports(path: Path = REPORTS_YML) -> dict[str, Report]:
+    reports = {}
+    for model in yaml.safe_load(path.read_text())["models"]:
+        export = model.get("config", {}).get("meta", {}).get("export")
+        if export is None:
+            continue
+        rank = export.get("rank")
+        columns = tuple(column["name"] for column in model["columns"] if column["name"] != rank)
+        reports[model["name"]] = Report(
+            model["name"],
+            f"{REPORT_SCHEMA}.{model['name']}",
+            columns,
+            (rank,) if rank else tuple(export["order_by"]),
+            limited=rank is not None,
+        )
+    return reports
+
+
+REPORTS = read_reports()
+
+
+@dataclass(frozen=True)
+class OrderStatuses:
+    """The report definitions' statuses: the dbt vars the models' macros read."""
+
+    closed: tuple[str, ...]
+    pending: str
+
+
+def read_order_statuses(path: Path = DBT_PROJECT_YML) -> OrderStatuses:
+    acme = yaml.safe_load(path.read_text())["vars"]["acme"]
+    return OrderStatuses(tuple(acme["closed_order_statuses"]), acme["pending_order_status"])
+
+
+def header(name: str) -> str:
+    """A report's CSV header line, for help texts."""
+    return ",".join(REPORTS[name].columns)
 
 
 def export_query(report: Report, limit: int | None) -> str:
     """The SELECT behind one export; limit is an int checked by the caller."""
-    query = f"select {', '.join(report.columns)} from {report.relation} order by {report.order_by}"
+    query = (
+        f"select {', '.join(report.columns)} from {report.relation} "
+        f"order by {', '.join(report.order_by)}"
+    )
     if report.limited and limit is not None:
         query += f" limit {int(limit)}"
     return query

@@ -10,13 +10,9 @@ from loader.capture import capture_faults, require_installed, schema_changes_cap
 from loader.lag import unloaded_changes
 from loader.schema_contract import SchemaEvent, unmodelled_columns
 from loader.watermark import read_watermark, source_identity
+from pipeline.marts import MARTS
 
-WAREHOUSE_TABLES = (
-    "analytics.dim_customers",
-    "analytics.dim_products",
-    "analytics.fact_orders",
-    "analytics.fact_order_items",
-)
+WAREHOUSE_TABLES = tuple(mart.qualified_name for mart in MARTS)
 
 
 @dataclass

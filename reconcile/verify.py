@@ -18,14 +18,10 @@ from connections.settings import ANALYTICS, FINANCE
 from loader.capture import require_installed
 from loader.lag import unloaded_changes
 from loader.watermark import read_watermark
+from pipeline.marts import MARTS
 
 # The current-state table the dbt marts keep for each captured source table.
-WAREHOUSE_TABLES = {
-    ("operations", "customers"): ("analytics", "dim_customers"),
-    ("operations", "products"): ("analytics", "dim_products"),
-    ("operations", "orders"): ("analytics", "fact_orders"),
-    ("operations", "order_items"): ("analytics", "fact_order_items"),
-}
+WAREHOUSE_TABLES = {mart.source: mart.relation for mart in MARTS}
 DIFFERING_KEYS_SHOWN = 5
 FETCH_SIZE = 10_000
 
@@ -217,12 +213,15 @@ def first_differing_keys(
             source_key = source_row[:width] if source_row else None
             warehouse_key = warehouse_row[:width] if warehouse_row else None
             if warehouse_key is None or (source_key is not None and source_key < warehouse_key):
+                assert source_key is not None  # the loop runs while either side has a row
                 differing.append(f"{format_key(source_key)} missing from the warehouse")
                 source_row = next(left, None)
             elif source_key is None or warehouse_key < source_key:
+                assert warehouse_row is not None
                 differing.append(f"{format_key(warehouse_key)} not in the source")
                 warehouse_row = next(right, None)
             else:
+                assert source_row is not None and warehouse_row is not None
                 if source_row[width] != warehouse_row[width]:
                     differing.append(f"{format_key(source_key)} has other values")
                 source_row, warehouse_row = next(left, None), next(right, None)

@@ -23,4 +23,3 @@ final as (
 )
 
 select * from final
-order by delivery_date, status, order_id

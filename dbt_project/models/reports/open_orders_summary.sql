@@ -33,4 +33,3 @@ final as (
 )
 
 select * from final
-order by delivery_date, status

@@ -46,4 +46,3 @@ final as (
 )
 
 select * from final
-order by product_id

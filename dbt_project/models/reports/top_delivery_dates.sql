@@ -35,4 +35,3 @@ final as (
 )
 
 select * from final
-order by date_rank

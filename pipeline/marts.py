@@ -1,0 +1,47 @@
+"""The current-state marts and the captured table each one holds, read from the dbt project:
+in marts.yml, each mart's is_current_state_of test names the staging model it is built from,
+stg_<schema>__<table>, so the pairing is stated there and only there."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from connections.settings import PROJECT_ROOT
+
+MARTS_YML = PROJECT_ROOT / "dbt_project" / "models" / "marts" / "marts.yml"
+MART_SCHEMA = "analytics"
+STAGED_MODEL = re.compile(r"ref\('stg_(?P<schema>\w+?)__(?P<table>\w+)'\)")
+
+
+@dataclass(frozen=True)
+class Mart:
+    name: str
+    source: tuple[str, str]  # (schema, table) on finance_db
+
+    @property
+    def relation(self) -> tuple[str, str]:
+        return (MART_SCHEMA, self.name)
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{MART_SCHEMA}.{self.name}"
+
+
+def read_marts(path: Path = MARTS_YML) -> tuple[Mart, ...]:
+    marts = []
+    for model in yaml.safe_load(path.read_text())["models"]:
+        for test in model.get("data_tests", []):
+            if isinstance(test, dict) and "is_current_state_of" in test:
+                staged = test["is_current_state_of"]["arguments"]["staged_model"]
+                match = STAGED_MODEL.fullmatch(staged)
+                if match is None:
+                    raise ValueError(f"{path}: {model['name']} names no stg_ model: {staged}")
+                marts.append(Mart(model["name"], (match["schema"], match["table"])))
+    return tuple(marts)
+
+
+MARTS = read_marts()
