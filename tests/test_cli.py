@@ -6,35 +6,9 @@ import os
 import subprocess
 from pathlib import Path
 
-import click
 import pytest
 
-from cli.main import acme
 from tests.conftest import ACME, PROJECT_ROOT, free_port
-
-
-def command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    """Every command and group of the CLI, so a new one cannot miss its help test."""
-    paths = [prefix]
-    for name, command in sorted(group.commands.items()):
-        if isinstance(command, click.Group):
-            paths += command_paths(command, (*prefix, name))
-        else:
-            paths.append((*prefix, name))
-    return paths
-
-
-COMMANDS = command_paths(acme)
-
-
-@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "acme")
-def test_every_command_has_help(command):
-    result = subprocess.run(
-        [*ACME, *command, "--help"], cwd=PROJECT_ROOT, capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("Usage: acme")
-    assert len(result.stdout.splitlines()) > 4
 
 
 def assert_one_clear_line(result, *fragments):
@@ -80,14 +54,6 @@ def test_capture_not_installed(platform):
     result = platform.acme("pipeline", "run", check=False)
     assert_one_clear_line(result, "capture is not installed", "acme capture install")
     assert platform.acme("capture", "status", check=False).returncode == 1
-
-
-def test_unknown_command_and_option(platform):
-    assert platform.acme("frobnicate", check=False).returncode == 2
-    result = platform.acme("open_orders", "--colour", "red", check=False)
-    assert result.returncode == 2 and "No such option" in result.stderr
-    assert "Traceback" not in result.stderr
-    assert platform.acme("top_customers", "--limit", "0", check=False).returncode == 2
 
 
 def test_report_before_any_build(platform, tmp_path):
