@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from connections.connect import connect
+from connections.connect import connected
 from connections.errors import AcmeError
 from connections.settings import ANALYTICS, FINANCE, Database, dsn_for, redact
 
@@ -22,15 +22,15 @@ def check_databases() -> list[CheckResult]:
 
 def check(database: Database) -> CheckResult:
     try:
-        conn = connect(database, application_name="acme db check")
-    except AcmeError as exc:
-        return CheckResult(database, False, str(exc))
-    try:
-        with conn, conn.cursor() as cur:
+        with (
+            connected(database, application_name="acme db check") as conn,
+            conn,
+            conn.cursor() as cur,
+        ):
             cur.execute("select current_user, current_setting('server_version')")
             user, version = cur.fetchone()
-    finally:
-        conn.close()
+    except AcmeError as exc:
+        return CheckResult(database, False, str(exc))
     return CheckResult(
         database, True, f"ok: {redact(dsn_for(database))} as {user}, PostgreSQL {version}"
     )

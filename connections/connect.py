@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import psycopg2
 import psycopg2.extensions
 
@@ -30,6 +33,20 @@ def connect(
             raise CredentialsRefused(message) from exc
         raise DatabaseUnavailable(message) from exc
     return conn
+
+
+@contextmanager
+def connected(
+    database: Database, *, application_name: str = "acme"
+) -> Iterator[psycopg2.extensions.connection]:
+    """connect()'s connection, closed when the block ends however it ends.
+
+    psycopg2's own `with conn:` only ends a transaction and leaves the connection open."""
+    conn = connect(database, application_name=application_name)
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 def refuses_for_good(exc: Exception) -> bool:

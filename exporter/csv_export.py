@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from connections.connect import connect
+from connections.connect import connected
 from connections.errors import ExportError
 from connections.settings import ANALYTICS, PROJECT_ROOT
 from exporter.output_file import STDOUT, describe_os_error, plan_output
@@ -50,24 +50,23 @@ def export_report(name: str, output: str, limit: int | None = None) -> ExportRes
     report = REPORTS[name]
     target = resolve_output(output)
     destination = plan_output(target)
-    conn = connect(ANALYTICS, application_name=f"acme export {name}")
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute("select to_regclass(%s) is not null", (report.relation,))
-            if not cur.fetchone()[0]:
-                raise ExportError(
-                    f"the report {report.relation} does not exist yet: run "
-                    "`acme pipeline run` first"
-                )
-            cur.execute("set local role acme_reporting")
-            cur.execute("set local datestyle = 'ISO, YMD'")
-            query = f"copy ({export_query(report, limit)}) to stdout with (format csv, header)"
+    with (
+        connected(ANALYTICS, application_name=f"acme export {name}") as conn,
+        conn,
+        conn.cursor() as cur,
+    ):
+        cur.execute("select to_regclass(%s) is not null", (report.relation,))
+        if not cur.fetchone()[0]:
+            raise ExportError(
+                f"the report {report.relation} does not exist yet: run `acme pipeline run` first"
+            )
+        cur.execute("set local role acme_reporting")
+        cur.execute("set local datestyle = 'ISO, YMD'")
+        query = f"copy ({export_query(report, limit)}) to stdout with (format csv, header)"
 
-            def copy_into(out) -> int:
-                cur.copy_expert(query, out)
-                return cur.rowcount
+        def copy_into(out) -> int:
+            cur.copy_expert(query, out)
+            return cur.rowcount
 
-            rows = destination.write(copy_into)
-    finally:
-        conn.close()
+        rows = destination.write(copy_into)
     return ExportResult(target, rows)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from psycopg2 import errors
 
-from connections.connect import connect
+from connections.connect import connected
 from connections.errors import CaptureIncomplete, CaptureNotInstalled, first_line
 from connections.settings import FINANCE
 from loader.locking import retry_on_lock_conflict, set_short_lock_wait
@@ -40,36 +40,34 @@ def install(tables: list[str] | None = None) -> list[TableCapture]:
 
 
 def install_objects() -> None:
-    conn = connect(FINANCE, application_name="acme capture install")
-    try:
-        with conn, conn.cursor() as cur:
-            set_short_lock_wait(cur)
-            apply_sql_file(cur, "triggers/change_log.sql")
-    finally:
-        conn.close()
+    with (
+        connected(FINANCE, application_name="acme capture install") as conn,
+        conn,
+        conn.cursor() as cur,
+    ):
+        set_short_lock_wait(cur)
+        apply_sql_file(cur, "triggers/change_log.sql")
 
 
 def capture_tables(tables: list[str] | None) -> list[TableCapture]:
-    conn = connect(FINANCE, application_name="acme capture install")
-    try:
-        with conn, conn.cursor() as cur:
-            set_short_lock_wait(cur)
-            targets = tables or tables_in_schema(cur, DEFAULT_SCHEMA)
-            if not targets:
-                raise CaptureNotInstalled(
-                    f"no tables to capture in schema {DEFAULT_SCHEMA}: create them first "
-                    "(`acme db init` creates the demo schema) or name them with --table"
-                )
-            results = []
-            for table in [resolve_table(cur, name) for name in targets]:
-                cur.execute("select cdc.start_capture(%s::regclass)", (table,))
-                results.append(TableCapture(table, cur.fetchone()[0]))
-            cur.execute("select cdc.retire_generic_capture()")
-            return results
-    except errors.InvalidTableDefinition as exc:
-        raise CaptureNotInstalled(first_line(exc)) from exc
-    finally:
-        conn.close()
+    with connected(FINANCE, application_name="acme capture install") as conn:
+        try:
+            with conn, conn.cursor() as cur:
+                set_short_lock_wait(cur)
+                targets = tables or tables_in_schema(cur, DEFAULT_SCHEMA)
+                if not targets:
+                    raise CaptureNotInstalled(
+                        f"no tables to capture in schema {DEFAULT_SCHEMA}: create them first "
+                        "(`acme db init` creates the demo schema) or name them with --table"
+                    )
+                results = []
+                for table in [resolve_table(cur, name) for name in targets]:
+                    cur.execute("select cdc.start_capture(%s::regclass)", (table,))
+                    results.append(TableCapture(table, cur.fetchone()[0]))
+                cur.execute("select cdc.retire_generic_capture()")
+                return results
+        except errors.InvalidTableDefinition as exc:
+            raise CaptureNotInstalled(first_line(exc)) from exc
 
 
 # Tables capture must never be pointed at: the change log itself (its trigger would write
@@ -124,20 +122,20 @@ def resolve_table(cur, name: str) -> str:
 
 def uninstall(purge: bool = False) -> list[str]:
     """Stops capturing every table; with purge, drops the change log too."""
-    conn = connect(FINANCE, application_name="acme capture uninstall")
-    try:
-        with conn, conn.cursor() as cur:
-            if not change_log_exists(cur):
-                return []
-            cur.execute("select table_schema, table_name from cdc.captured_tables order by 1, 2")
-            stopped = [f"{schema}.{name}" for schema, name in cur.fetchall()]
-            for table in stopped:
-                cur.execute("select cdc.stop_capture(%s::regclass)", (table,))
-            if purge:
-                cur.execute("drop schema cdc cascade")
-            return stopped
-    finally:
-        conn.close()
+    with (
+        connected(FINANCE, application_name="acme capture uninstall") as conn,
+        conn,
+        conn.cursor() as cur,
+    ):
+        if not change_log_exists(cur):
+            return []
+        cur.execute("select table_schema, table_name from cdc.captured_tables order by 1, 2")
+        stopped = [f"{schema}.{name}" for schema, name in cur.fetchall()]
+        for table in stopped:
+            cur.execute("select cdc.stop_capture(%s::regclass)", (table,))
+        if purge:
+            cur.execute("drop schema cdc cascade")
+        return stopped
 
 
 @dataclass(frozen=True)
@@ -156,23 +154,23 @@ class CaptureStatus:
 
 
 def status() -> CaptureStatus:
-    conn = connect(FINANCE, application_name="acme capture status")
-    try:
-        with conn, conn.cursor() as cur:
-            if not change_log_exists(cur):
-                return CaptureStatus(False, [], 0, None, None)
-            cur.execute("select table_schema, table_name from cdc.captured_tables order by 1, 2")
-            tables = [f"{schema}.{name}" for schema, name in cur.fetchall()]
-            cur.execute(
-                "select count(*), min(changed_at)::text, max(changed_at)::text from cdc.change_log"
-            )
-            count, oldest, newest = cur.fetchone()
-            faults = capture_faults(cur) if tables else []
-            return CaptureStatus(
-                True, tables, count, oldest, newest, faults, schema_changes_captured(cur)
-            )
-    finally:
-        conn.close()
+    with (
+        connected(FINANCE, application_name="acme capture status") as conn,
+        conn,
+        conn.cursor() as cur,
+    ):
+        if not change_log_exists(cur):
+            return CaptureStatus(False, [], 0, None, None)
+        cur.execute("select table_schema, table_name from cdc.captured_tables order by 1, 2")
+        tables = [f"{schema}.{name}" for schema, name in cur.fetchall()]
+        cur.execute(
+            "select count(*), min(changed_at)::text, max(changed_at)::text from cdc.change_log"
+        )
+        count, oldest, newest = cur.fetchone()
+        faults = capture_faults(cur) if tables else []
+        return CaptureStatus(
+            True, tables, count, oldest, newest, faults, schema_changes_captured(cur)
+        )
 
 
 def require_installed(cur) -> None:

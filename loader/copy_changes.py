@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from psycopg2 import errors
 from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ
 
-from connections.connect import connect
+from connections.connect import connected
 from connections.errors import LoaderBusy, PipelineError
 from connections.settings import ANALYTICS, FINANCE
 from loader.capture import require_capture_whole, require_installed, schema_changes_captured
@@ -85,9 +85,10 @@ def load_changes(
     """Lands every committed change below the horizon, or the first max_batches pages and
     the rest of the transaction the last of them ends in."""
     started = time.monotonic()
-    target = connect(ANALYTICS, application_name="acme loader")
-    source = connect(FINANCE, application_name="acme loader")
-    try:
+    with (
+        connected(ANALYTICS, application_name="acme loader") as target,
+        connected(FINANCE, application_name="acme loader") as source,
+    ):
         # The lock first: concurrent first loads would race to create the staging tables.
         hold_loader_lock(target)
         ensure_staging(target)
@@ -96,8 +97,7 @@ def load_changes(
             require_installed(src)
             src.execute("set role acme_loader")
             prefer_ordered_scan(src)
-            src.execute("select pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-            horizon = src.fetchone()[0]
+            horizon = snapshot_horizon(src)
             identity = source_identity(src)
             result = LoadResult(horizon_txid=horizon)
             with target.cursor() as dst:
@@ -132,11 +132,15 @@ def load_changes(
                     write_watermark(dst, watermark)
             refresh_statistics(target, result.changes)
         source.rollback()
-    finally:
-        source.close()
-        target.close()
     result.seconds = time.monotonic() - started
     return result
+
+
+def snapshot_horizon(src) -> int:
+    """The horizon of the cursor's current snapshot (see above): every txid below it has
+    ended."""
+    src.execute("select pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+    return src.fetchone()[0]
 
 
 def check_schema(src, watermark: Watermark, horizon: int) -> None:
@@ -154,11 +158,8 @@ def fence_this_load(watermark: Watermark, fence: int) -> Watermark:
     """Commits a new load fence on finance_db, after this load's snapshot was taken and
     before any of it lands (loader/watermark.py, check_not_rewound); the watermark carries
     it into the warehouse with each batch."""
-    fence_conn = connect(FINANCE, application_name="acme loader fence")
-    try:
+    with connected(FINANCE, application_name="acme loader fence") as fence_conn:
         write_fence(fence_conn, fence)
-    finally:
-        fence_conn.close()
     return watermark.fenced(fence)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from connections.connect import connect
+from connections.connect import connected
 from connections.errors import PipelineError
 from connections.settings import ANALYTICS, FINANCE
 from loader.capture import require_installed
@@ -50,9 +50,10 @@ class PruneResult:
 
 
 def prune(retention_seconds: float) -> PruneResult:
-    analytics = connect(ANALYTICS, application_name="acme capture prune")
-    finance = connect(FINANCE, application_name="acme capture prune")
-    try:
+    with (
+        connected(ANALYTICS, application_name="acme capture prune") as analytics,
+        connected(FINANCE, application_name="acme capture prune") as finance,
+    ):
         with analytics, analytics.cursor() as cur:
             watermark = read_watermark(cur)
         if watermark is None:
@@ -75,7 +76,4 @@ def prune(retention_seconds: float) -> PruneResult:
             pruned, through = cur.fetchone()
             cur.execute("select count(*) from cdc.change_log")
             kept = cur.fetchone()[0]
-    finally:
-        analytics.close()
-        finance.close()
     return PruneResult(pruned, through, kept)

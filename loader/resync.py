@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from psycopg2 import sql
 
-from connections.connect import connect
+from connections.connect import connected
 from connections.errors import PipelineError
 from connections.settings import ANALYTICS, FINANCE
 from loader.capture import require_installed
@@ -47,9 +47,10 @@ class ResyncResult:
 
 
 def resync() -> ResyncResult:
-    analytics = connect(ANALYTICS, application_name="acme pipeline resync")
-    finance = connect(FINANCE, application_name="acme pipeline resync")
-    try:
+    with (
+        connected(ANALYTICS, application_name="acme pipeline resync") as analytics,
+        connected(FINANCE, application_name="acme pipeline resync") as finance,
+    ):
         hold_loader_lock(analytics)
         ensure_staging(analytics)
         with analytics, analytics.cursor() as cur:
@@ -70,9 +71,6 @@ def resync() -> ResyncResult:
             "resync",
         )
         source_changed = watermark is None or watermark.source_system_identifier != identity
-    finally:
-        analytics.close()
-        finance.close()
     return ResyncResult(snapshotted, floor, source_changed)
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from connections.connect import connect
+from connections.connect import connected
 from connections.settings import ANALYTICS, FINANCE
 from loader.capture import capture_faults, require_installed, schema_changes_captured
+from loader.copy_changes import snapshot_horizon
 from loader.lag import unloaded_changes
 from loader.schema_contract import SchemaEvent, unmodelled_columns
 from loader.watermark import read_watermark, source_identity
@@ -39,9 +40,10 @@ class PipelineStatus:
 
 def pipeline_status() -> PipelineStatus:
     status = PipelineStatus()
-    analytics = connect(ANALYTICS, application_name="acme status")
-    finance = connect(FINANCE, application_name="acme status")
-    try:
+    with (
+        connected(ANALYTICS, application_name="acme status") as analytics,
+        connected(FINANCE, application_name="acme status") as finance,
+    ):
         with analytics, analytics.cursor() as cur:
             watermark = read_watermark(cur)
             if watermark:
@@ -65,8 +67,7 @@ def pipeline_status() -> PipelineStatus:
                     status.rows_per_table[table] = None
         with finance, finance.cursor() as cur:
             require_installed(cur)
-            cur.execute("select pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-            status.horizon_txid = cur.fetchone()[0]
+            status.horizon_txid = snapshot_horizon(cur)
             identity = source_identity(cur)
             if watermark:
                 status.watermark_txid = watermark.last_txid
@@ -76,9 +77,6 @@ def pipeline_status() -> PipelineStatus:
             status.oldest_open_transaction = oldest_open_transaction(cur)
             status.capture_faults = [fault.describe() for fault in capture_faults(cur)]
             status.schema_changes_captured = schema_changes_captured(cur)
-    finally:
-        analytics.close()
-        finance.close()
     return status
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import psycopg2
 
-from connections.connect import connect
+from connections.connect import connected
 from connections.errors import AcmeError
 from connections.settings import ANALYTICS, FINANCE
 from loader.lag import unloaded_changes
@@ -53,20 +53,20 @@ class LagProbe:
 
     @staticmethod
     def read_watermark() -> Watermark | None:
-        conn = connect(ANALYTICS, application_name="acme monitoring")
-        try:
-            with conn, conn.cursor() as cur:
-                return read_watermark(cur)
-        finally:
-            conn.close()
+        with (
+            connected(ANALYTICS, application_name="acme monitoring") as conn,
+            conn,
+            conn.cursor() as cur,
+        ):
+            return read_watermark(cur)
 
     @staticmethod
     def read_lag(watermark: Watermark | None) -> Lag:
-        conn = connect(FINANCE, application_name="acme monitoring")
-        try:
-            with conn, conn.cursor() as cur:
-                changes, seconds = unloaded_changes(cur, watermark)
-                oldest = oldest_open_transaction(cur)
-        finally:
-            conn.close()
+        with (
+            connected(FINANCE, application_name="acme monitoring") as conn,
+            conn,
+            conn.cursor() as cur,
+        ):
+            changes, seconds = unloaded_changes(cur, watermark)
+            oldest = oldest_open_transaction(cur)
         return Lag(changes, seconds, float(oldest["age_seconds"] or 0) if oldest else 0.0)

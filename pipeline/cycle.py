@@ -19,7 +19,7 @@ from typing import Protocol
 
 import psycopg2
 
-from connections.connect import connect
+from connections.connect import connected
 from connections.errors import (
     AcmeError,
     DatabaseUnavailable,
@@ -116,25 +116,21 @@ def build_warehouse(build: Callable[[], BuildResult | None]) -> BuildResult | No
 
 def staged_unbuildable_value() -> UnbuildableValue | None:
     """Why a build failed, when the cause is a staged value a model's type cannot hold."""
-    conn = connect(ANALYTICS, application_name="acme pipeline")
-    try:
-        with conn, conn.cursor() as cur:
-            return first_unbuildable_value(cur)
-    finally:
-        conn.close()
+    with connected(ANALYTICS, application_name="acme pipeline") as conn, conn, conn.cursor() as cur:
+        return first_unbuildable_value(cur)
 
 
 def server_started_at(database) -> datetime:
     """When the database's server started; DatabaseUnavailable when it cannot be reached."""
-    conn = connect(database, application_name="acme pipeline")
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute("select pg_postmaster_start_time()")
-            return cur.fetchone()[0]
-    except psycopg2.Error as exc:
-        raise DatabaseUnavailable(f"{database.label} failed a probe: {first_line(exc)}") from exc
-    finally:
-        conn.close()
+    with connected(database, application_name="acme pipeline") as conn:
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute("select pg_postmaster_start_time()")
+                return cur.fetchone()[0]
+        except psycopg2.Error as exc:
+            raise DatabaseUnavailable(
+                f"{database.label} failed a probe: {first_line(exc)}"
+            ) from exc
 
 
 class CycleObserver(Protocol):

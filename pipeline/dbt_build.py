@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from connections.connect import connect
+from connections.connect import connected
 from connections.errors import BuildFailed
 from connections.settings import ANALYTICS, PROJECT_ROOT, dsn_for, parse_uri, state_dir
 from exporter.reports import REPORTS
@@ -111,25 +111,21 @@ def warehouse_is_current() -> bool:
         if path.is_file() and "target" not in path.parts
     ):
         return False
-    conn = connect(ANALYTICS, application_name="acme pipeline")
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(
-                """
-                select to_regclass('staging.applied_loads') is not null
-                    and (
-                        select count(*) from staging.applied_loads
-                        where through_load_id >= (
-                            select coalesce(max(load_id), 0) from staging.load_batches
-                        ) and to_regclass('analytics.' || model_name) is not null
-                    ) = %s
-                    and %s = (select count(to_regclass(name)) from unnest(%s::text[]) as name)
-                """,
-                (len(INCREMENTAL_MART_NAMES), len(REPORT_RELATIONS), list(REPORT_RELATIONS)),
-            )
-            return cur.fetchone()[0]
-    finally:
-        conn.close()
+    with connected(ANALYTICS, application_name="acme pipeline") as conn, conn, conn.cursor() as cur:
+        cur.execute(
+            """
+            select to_regclass('staging.applied_loads') is not null
+                and (
+                    select count(*) from staging.applied_loads
+                    where through_load_id >= (
+                        select coalesce(max(load_id), 0) from staging.load_batches
+                    ) and to_regclass('analytics.' || model_name) is not null
+                ) = %s
+                and %s = (select count(to_regclass(name)) from unnest(%s::text[]) as name)
+            """,
+            (len(INCREMENTAL_MART_NAMES), len(REPORT_RELATIONS), list(REPORT_RELATIONS)),
+        )
+        return cur.fetchone()[0]
 
 
 def dbt_build(full_refresh: bool = False) -> BuildResult:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from psycopg2 import sql
 from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ
 
-from connections.connect import connect
+from connections.connect import connected
 from connections.settings import ANALYTICS, FINANCE
 from loader.capture import require_installed
 from loader.lag import unloaded_changes
@@ -60,9 +60,10 @@ class VerifyResult:
 
 
 def verify() -> VerifyResult:
-    source = connect(FINANCE, application_name="acme verify")
-    warehouse = connect(ANALYTICS, application_name="acme verify")
-    try:
+    with (
+        connected(FINANCE, application_name="acme verify") as source,
+        connected(ANALYTICS, application_name="acme verify") as warehouse,
+    ):
         for conn in (source, warehouse):
             conn.set_session(isolation_level=ISOLATION_LEVEL_REPEATABLE_READ, readonly=True)
         with source.cursor() as cur:
@@ -74,9 +75,6 @@ def verify() -> VerifyResult:
         with warehouse.cursor() as cur:
             cur.execute("set local datestyle = 'ISO, YMD'")
         results = [compare_table(source, warehouse, table) for table in captured]
-    finally:
-        source.close()
-        warehouse.close()
     return VerifyResult(results, pending)
 
 

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from connections.connect import connect
+from connections.connect import connected
 from connections.settings import FINANCE
 from loader.sql_files import apply_sql_file
 
 
 def create_source_schema() -> None:
-    conn = connect(FINANCE, application_name="acme db init")
-    try:
-        with conn, conn.cursor() as cur:
-            apply_sql_file(cur, "schema/operations.sql")
-    finally:
-        conn.close()
+    with connected(FINANCE, application_name="acme db init") as conn, conn, conn.cursor() as cur:
+        apply_sql_file(cur, "schema/operations.sql")

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from psycopg2.extras import execute_values
 
-from connections.connect import connect
+from connections.connect import connected
 from connections.errors import AcmeError, first_line
 from connections.settings import FINANCE
 
@@ -108,60 +108,50 @@ def simulate(size: WorkloadSize, on_order: Callable[[], None] | None = None) -> 
 
 def create_reference_data(size: WorkloadSize) -> tuple[list[int], list[int]]:
     rng = random.Random(size.seed)
-    conn = connect(FINANCE, application_name="acme simulate")
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute("set local role acme_app")
-            customers = execute_values(
-                cur,
-                "insert into operations.customers (customer_name) values %s returning customer_id",
-                [
-                    (f"{rng.choice(COMPANY_WORDS)} {rng.choice(COMPANY_KINDS)} {n}",)
-                    for n in range(size.customer_count)
-                ],
-                fetch=True,
-            )
-            products = execute_values(
-                cur,
-                "insert into operations.products (product_name, barcode, unit_price) values %s "
-                "returning product_id",
-                [
-                    (
-                        f"{rng.choice(PRODUCT_WORDS)} #{n}",
-                        f"{rng.randrange(10**12, 10**13)}",
-                        round(rng.uniform(0.5, 250.0), 2),
-                    )
-                    for n in range(size.product_count)
-                ],
-                fetch=True,
-            )
-    finally:
-        conn.close()
+    with connected(FINANCE, application_name="acme simulate") as conn, conn, conn.cursor() as cur:
+        cur.execute("set local role acme_app")
+        customers = execute_values(
+            cur,
+            "insert into operations.customers (customer_name) values %s returning customer_id",
+            [
+                (f"{rng.choice(COMPANY_WORDS)} {rng.choice(COMPANY_KINDS)} {n}",)
+                for n in range(size.customer_count)
+            ],
+            fetch=True,
+        )
+        products = execute_values(
+            cur,
+            "insert into operations.products (product_name, barcode, unit_price) values %s "
+            "returning product_id",
+            [
+                (
+                    f"{rng.choice(PRODUCT_WORDS)} #{n}",
+                    f"{rng.randrange(10**12, 10**13)}",
+                    round(rng.uniform(0.5, 250.0), 2),
+                )
+                for n in range(size.product_count)
+            ],
+            fetch=True,
+        )
     return [row[0] for row in customers], [row[0] for row in products]
 
 
 def run_writer(rng, orders, customer_ids, product_ids, deadline, counts, on_order, failures):
     try:
-        conn = connect(FINANCE, application_name=threading.current_thread().name)
+        with connected(FINANCE, application_name=threading.current_thread().name) as conn:
+            with conn.cursor() as cur:
+                cur.execute("set role acme_app")
+            conn.commit()
+            writer = Writer(conn, rng, customer_ids, product_ids, counts)
+            for _ in range(orders):
+                if deadline and time.monotonic() > deadline:
+                    break
+                writer.place_order()
+                writer.advance_some_order()
+                if on_order:
+                    on_order()
     except BaseException as exc:  # noqa: BLE001 - reported by the main thread
         failures.append(exc)
-        return
-    try:
-        with conn.cursor() as cur:
-            cur.execute("set role acme_app")
-        conn.commit()
-        writer = Writer(conn, rng, customer_ids, product_ids, counts)
-        for _ in range(orders):
-            if deadline and time.monotonic() > deadline:
-                break
-            writer.place_order()
-            writer.advance_some_order()
-            if on_order:
-                on_order()
-    except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-        failures.append(exc)
-    finally:
-        conn.close()
 
 
 class Writer:
