@@ -58,6 +58,15 @@ PAGE_SELECT = """
 PAGE_QUERY = f"copy ({PAGE_SELECT}) to stdout"
 
 
+@dataclass(frozen=True)
+class LandedPage:
+    """One page committed to staging: the watermark after it, its load, its size."""
+
+    watermark: Watermark
+    load_id: int
+    changes: int
+
+
 @dataclass
 class LoadResult:
     changes: int = 0
@@ -66,11 +75,11 @@ class LoadResult:
     seconds: float = 0.0
     load_ids: list[int] = field(default_factory=list)
 
-    def add(self, watermark: Watermark, load_id: int, changes: int) -> Watermark:
-        self.changes += changes
+    def add(self, page: LandedPage) -> Watermark:
+        self.changes += page.changes
         self.batches += 1
-        self.load_ids.append(load_id)
-        return watermark
+        self.load_ids.append(page.load_id)
+        return page.watermark
 
     @property
     def changes_per_second(self) -> float:
@@ -115,17 +124,17 @@ def load_changes(
                 landed = copy_page(src, target, watermark, horizon, batch_size)
                 if landed is None:
                     break
-                watermark = result.add(*landed)
+                watermark = result.add(landed)
                 if progress:
                     progress(result)
-                if landed[2] < batch_size:
+                if landed.changes < batch_size:
                     break
                 if result.batches == max_batches:
                     # Stop on a transaction boundary, so no build sees half a transaction:
                     # land the rest of the last one, all below the horizon of its txid + 1.
                     rest = copy_page(src, target, watermark, watermark.last_txid + 1, None)
                     if rest is not None:
-                        watermark = result.add(*rest)
+                        watermark = result.add(rest)
                     break
             if result.batches == 0:
                 with target, target.cursor() as dst:
@@ -173,9 +182,10 @@ def prefer_ordered_scan(src) -> None:
     src.execute("set enable_sort = off")
 
 
-def copy_page(src, target, watermark: Watermark, horizon: int, limit: int | None):
-    """Lands one page (limit None: all of it); returns (new watermark, load id, changes), or
-    None when there is nothing to land."""
+def copy_page(
+    src, target, watermark: Watermark, horizon: int, limit: int | None
+) -> LandedPage | None:
+    """Lands one page (limit None: all of it), or nothing and None when there is none."""
     with target, target.cursor() as dst:
         dst.execute("select nextval(pg_get_serial_sequence('staging.load_batches', 'load_id'))")
         load_id = dst.fetchone()[0]
@@ -199,7 +209,7 @@ def copy_page(src, target, watermark: Watermark, horizon: int, limit: int | None
                 "staging.change_log; nothing was loaded twice. Check staging.load_state "
                 f"({exc.diag.message_detail})"
             ) from exc
-        if not page.rows:
+        if page.first_row is None or page.last_row is None:
             target.rollback()
             return None
         first = page.first_row.split(b"\t", 1)[0]
@@ -217,7 +227,7 @@ def copy_page(src, target, watermark: Watermark, horizon: int, limit: int | None
             (load_id, page.rows, int(first), int(last_change_id), horizon, ends_transaction),
         )
         write_watermark(dst, new_watermark)
-    return new_watermark, load_id, page.rows
+    return LandedPage(new_watermark, load_id, page.rows)
 
 
 def next_txid(src, watermark: Watermark, horizon: int) -> int | None:
