@@ -28,7 +28,8 @@ system-packages:
 
 test: venv system-packages
 	$(BIN)/ruff check .
-	$(BIN)/sqlfluff lint dbt_project sql
+	$(BIN)/mypy
+	$(BIN)/sqlfluff lint --processes 0 dbt_project sql
 	$(BIN)/pytest --numprocesses $(TEST_WORKERS) --maxprocesses 4 --dist worksteal
 	$(BIN)/python -m bench --quick
 

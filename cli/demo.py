@@ -76,9 +76,9 @@ def demo(orders: int, concurrency: int, seed: int) -> None:
     click.echo(cycle.describe())
     step("exporting the reports")
     for name, limit in DEMO_EXPORTS:
-        result = export_report(name, f"{name}.csv", limit)
-        click.echo(f"{name}: {result.rows} rows in {result.path}")
-        with open(result.path, newline="") as handle:
+        exported = export_report(name, f"{name}.csv", limit)
+        click.echo(f"{name}: {exported.rows} rows in {exported.path}")
+        with open(exported.path, newline="") as handle:
             for row in list(csv.reader(handle))[: PREVIEW_ROWS + 1]:
                 click.echo("    " + ",".join(row))
     click.echo(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import click
 import psycopg2
@@ -122,8 +122,11 @@ def run(
     if follow:
         if full_refresh:
             raise click.UsageError("--full-refresh cannot be combined with --follow")
-        metrics = PipelineMetrics() if metrics_port is not None else None
-        serving = serve_metrics(metrics, metrics_host, metrics_port) if metrics else nullcontext()
+        metrics = None
+        serving: AbstractContextManager[object] = nullcontext()
+        if metrics_port is not None:
+            metrics = PipelineMetrics()
+            serving = serve_metrics(metrics, metrics_host, metrics_port)
         with serving, failures_logged(as_json=log_format == "json"):
             follow_cycles(
                 interval=interval,

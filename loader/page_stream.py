@@ -33,7 +33,9 @@ class _Writer:
 
     def __init__(self, chunks: queue.Queue, cancelled: threading.Event):
         self.chunks, self.cancelled = chunks, cancelled
-        self.rows, self.first_row, self.last_row = 0, None, None
+        self.rows = 0
+        self.first_row: bytes | None = None
+        self.last_row: bytes | None = None
         self.parts: list[bytes] = []
         self.size = 0
 

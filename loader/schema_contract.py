@@ -90,15 +90,12 @@ def holds_without_loss(source_type: str, model_type: str) -> bool:
         return model_scale >= source_scale and (
             int(numeric_model["precision"]) - model_scale >= source_whole
         )
-    text_source = VARCHAR.fullmatch(source) or source == "text"
-    if text_source and (model == "text" or VARCHAR.fullmatch(model)):
-        if model == "text":
+    varchar_source, varchar_model = VARCHAR.fullmatch(source), VARCHAR.fullmatch(model)
+    if (varchar_source or source == "text") and (model == "text" or varchar_model):
+        if varchar_model is None or varchar_model["length"] is None:
             return True
-        model_length = VARCHAR.fullmatch(model)["length"]
-        if model_length is None:
-            return True
-        source_length = VARCHAR.fullmatch(source)["length"] if source != "text" else None
-        return source_length is not None and int(source_length) <= int(model_length)
+        source_length = varchar_source["length"] if varchar_source else None
+        return source_length is not None and int(source_length) <= int(varchar_model["length"])
     time_source, time_model = TIMESTAMP.fullmatch(source), TIMESTAMP.fullmatch(model)
     if time_source and time_model:
         same_kind = (time_source["kind"], time_source["zone"]) == (

@@ -170,7 +170,7 @@ def status_of(server: LocalServer) -> ServerStatus:
 
 def ensure_running(server: LocalServer, port: int, user, progress) -> int:
     current = status_of(server)
-    if current.running:
+    if current.running and current.port is not None:
         progress(f"{server.database}: already running on 127.0.0.1:{current.port}")
         return current.port
     if not (server.data_dir / "PG_VERSION").exists():
