@@ -24,10 +24,12 @@ from loader.page_stream import stream_copy
 from loader.schema_contract import check_live_schema, check_pending_schema_events
 from loader.staging import ensure_staging
 from loader.watermark import (
+    NOT_LANDED,
     Watermark,
     check_not_rewound,
     check_nothing_pruned_past,
     check_same_source,
+    not_landed_parameters,
     read_watermark,
     source_fence,
     source_identity,
@@ -44,18 +46,16 @@ STAGED_COLUMNS = (
     "primary_key, old_row, new_row, load_id"
 )
 
-PAGE_SELECT = """
+# A null limit is no limit.
+PAGE_SELECT = f"""
     select change_id, txid::text::bigint, changed_at, table_schema, table_name, operation,
-           primary_key, old_row, new_row, {load_id}::bigint
+           primary_key, old_row, new_row, %(load_id)s::bigint
     from cdc.change_log
-    where (txid, change_id) > ({last_txid}::text::xid8, {last_change_id}::bigint)
-      and txid < {horizon}::text::xid8
-      and change_id >= {change_id_floor}::bigint
+    where {NOT_LANDED} and txid < %(horizon)s::text::xid8
     -- the table's columns, not the bigint txid of the select list: the index's order
     order by change_log.txid, change_log.change_id
-    limit {limit}
+    limit %(limit)s
 """
-PAGE_QUERY = f"copy ({PAGE_SELECT}) to stdout"
 
 
 @dataclass(frozen=True)
@@ -156,9 +156,7 @@ def check_schema(src, watermark: Watermark, horizon: int) -> None:
     """The source's columns must still fit the models: checked on the SCHEMA changes about to
     land, or, where DDL is not captured, on the catalog as it is now."""
     if schema_changes_captured(src):
-        check_pending_schema_events(
-            src, watermark.last_txid, watermark.last_change_id, horizon, watermark.change_id_floor
-        )
+        check_pending_schema_events(src, watermark, horizon)
     else:
         check_live_schema(src)
 
@@ -192,13 +190,14 @@ def copy_page(
         try:
             page = stream_copy(
                 src,
-                PAGE_QUERY.format(
-                    load_id=int(load_id),
-                    last_txid=int(watermark.last_txid),
-                    last_change_id=int(watermark.last_change_id),
-                    change_id_floor=int(watermark.change_id_floor),
-                    horizon=int(horizon),
-                    limit="all" if limit is None else int(limit),
+                # COPY takes no parameters: they are bound client-side.
+                "copy ({}) to stdout".format(
+                    src.mogrify(
+                        PAGE_SELECT,
+                        not_landed_parameters(
+                            watermark, load_id=load_id, horizon=horizon, limit=limit
+                        ),
+                    ).decode()
                 ),
                 dst,
                 f"copy staging.change_log ({STAGED_COLUMNS}) from stdin",
@@ -234,10 +233,9 @@ def next_txid(src, watermark: Watermark, horizon: int) -> int | None:
     """The txid of the next change to land after the watermark, or None: a full page whose
     next change has another txid ended its transaction."""
     src.execute(
-        "select txid::text::bigint from cdc.change_log where (txid, change_id) > "
-        "(%s::text::xid8, %s) and txid < %s::text::xid8 and change_id >= %s "
-        "order by txid, change_id limit 1",
-        (watermark.last_txid, watermark.last_change_id, horizon, watermark.change_id_floor),
+        f"select txid::text::bigint from cdc.change_log where {NOT_LANDED} "
+        "and txid < %(horizon)s::text::xid8 order by txid, change_id limit 1",
+        not_landed_parameters(watermark, horizon=horizon),
     )
     row = src.fetchone()
     return row[0] if row else None

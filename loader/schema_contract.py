@@ -24,6 +24,7 @@ import yaml
 
 from connections.errors import SchemaMismatch
 from connections.settings import PROJECT_ROOT
+from loader.watermark import NOT_LANDED, Watermark, not_landed_parameters
 
 STAGING_YML = PROJECT_ROOT / "dbt_project" / "models" / "staging" / "staging.yml"
 STAGING_MODEL = re.compile(r"stg_(?P<schema>\w+?)__(?P<table>\w+)")
@@ -159,30 +160,19 @@ THE_FIX = (
     "meanwhile carry the changed shape)"
 )
 
-PENDING_SCHEMA_EVENTS = """
+PENDING_SCHEMA_EVENTS = f"""
     select change_id, format('%%I.%%I', table_schema, table_name), new_row
     from cdc.change_log
-    where operation = 'SCHEMA'
-      and (txid, change_id) > (%(last_txid)s::text::xid8, %(last_change_id)s)
-      and txid < %(horizon)s::text::xid8
-      and change_id >= %(floor)s
+    where operation = 'SCHEMA' and {NOT_LANDED} and txid < %(horizon)s::text::xid8
     order by txid, change_id
 """
 
 
-def check_pending_schema_events(src, last_txid: int, last_change_id: int, horizon: int, floor: int):
+def check_pending_schema_events(src, watermark: Watermark | None, horizon: int):
     """Raises SchemaMismatch, before anything lands, when a SCHEMA change about to land does
     not fit the models, unless a later one puts the table back before any of its rows
     changed in between (a rename undone at once loses nothing)."""
-    src.execute(
-        PENDING_SCHEMA_EVENTS,
-        {
-            "last_txid": last_txid,
-            "last_change_id": last_change_id,
-            "horizon": horizon,
-            "floor": floor,
-        },
-    )
+    src.execute(PENDING_SCHEMA_EVENTS, not_landed_parameters(watermark, horizon=horizon))
     events = [
         SchemaEvent(change_id, table, columns) for change_id, table, columns in src.fetchall()
     ]

@@ -25,6 +25,27 @@ class Watermark:
         return replace(self, load_fence=load_fence)
 
 
+# The changes still to land, in cdc.change_log: after the watermark's (txid, change_id), the
+# order they land in, and not below the resync floor. Every reader of what is still to land
+# (the pages, the next txid, the lag, the pending schema changes) uses this one predicate,
+# with the parameters of not_landed_parameters(); a bound `txid < horizon` is the caller's.
+NOT_LANDED = (
+    "(txid, change_id) > (%(last_txid)s::text::xid8, %(last_change_id)s::bigint) "
+    "and change_id >= %(change_id_floor)s::bigint"
+)
+
+
+def not_landed_parameters(watermark: Watermark | None, **more: int | None) -> dict:
+    """NOT_LANDED's parameters (all of the log without a watermark), and the caller's own."""
+    watermark = watermark or Watermark("", 0, 0)
+    return {
+        "last_txid": watermark.last_txid,
+        "last_change_id": watermark.last_change_id,
+        "change_id_floor": watermark.change_id_floor,
+        **more,
+    }
+
+
 def read_watermark(cur) -> Watermark | None:
     """The watermark, or None when nothing was loaded yet (no staging tables either)."""
     cur.execute("select to_regclass('staging.load_state') is not null")

@@ -183,7 +183,15 @@ def test_install_gives_way_to_application_transactions(platform):
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.5)  # install now holds order_items and waits for orders, again and again
+    # Install now holds order_items and waits for orders, again and again: seen waiting once.
+    deadline = time.monotonic() + 60
+    while not platform.finance(
+        "select count(*) from pg_locks where not granted "
+        "and relation = 'operations.orders'::regclass",
+        fetch=True,
+    )[0][0]:
+        assert install.poll() is None and time.monotonic() < deadline, "install never waited"
+        time.sleep(0.02)
     started = time.monotonic()
     with app.cursor() as cur:
         cur.execute(

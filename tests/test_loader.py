@@ -7,6 +7,7 @@ import sys
 
 from connections.settings import PROJECT_ROOT
 from loader.copy_changes import PAGE_SELECT, prefer_ordered_scan
+from loader.watermark import not_landed_parameters
 
 WORKLOAD = """
 insert into operations.customers (customer_name)
@@ -110,12 +111,13 @@ def test_pages_read_the_log_in_index_order_before_it_is_analyzed(platform):
     sorted whole for every page: the loader's session forbids the sort."""
     platform.finance("alter table cdc.change_log set (autovacuum_enabled = false)")
     platform.finance(WORKLOAD)
-    page = PAGE_SELECT.format(
-        load_id=1, last_txid=0, last_change_id=0, change_id_floor=0, horizon=2**40, limit=50_000
-    )
     conn = platform.finance_connection()
     try:
         with conn.cursor() as cur:
+            page = cur.mogrify(
+                PAGE_SELECT,
+                not_landed_parameters(None, load_id=1, horizon=2**40, limit=50_000),
+            ).decode()
             cur.execute(f"explain {page}")
             default_plan = "\n".join(row[0] for row in cur.fetchall())
             prefer_ordered_scan(cur)
