@@ -30,7 +30,7 @@ test: venv system-packages
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/sqlfluff lint --processes 0 dbt_project sql
-	$(BIN)/pytest --numprocesses $(TEST_WORKERS) --maxprocesses 4 --dist worksteal
+	$(BIN)/pytest --numprocesses $(TEST_WORKERS) --maxprocesses 4 --dist worksteal --durations 15
 	$(BIN)/python -m bench --quick
 
 # The benchmark suite (bench/README.md): full size, about 12 minutes; results in bench/results/.

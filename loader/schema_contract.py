@@ -246,13 +246,7 @@ def first_unbuildable_value(cur) -> UnbuildableValue | None:
                 from staging.change_log
                 where table_schema = %(schema)s and table_name = %(name)s
                   and operation in ('INSERT', 'UPDATE', 'SNAPSHOT')
-                  and change_id >= coalesce((
-                      select f.change_id_floor from staging.load_state as f
-                      where exists (
-                          select from staging.change_log as landed
-                          where landed.change_id = f.change_id_floor
-                      )
-                  ), 0)
+                  and change_id >= (select staging.decoded_change_id_floor())
                   and not pg_input_is_valid(new_row ->> %(column)s, %(declared)s)
                 order by change_id
                 limit 1

@@ -20,16 +20,8 @@
         case
             when
                 operation in ('INSERT', 'UPDATE', 'SNAPSHOT')
-                and change_id >= coalesce(
-                    (
-                        select load_state.change_id_floor
-                        from {{ source('cdc', 'load_state') }} as load_state
-                        where exists (
-                            select from {{ source('cdc', 'change_log') }} as landed
-                            where landed.change_id = load_state.change_id_floor
-                        )
-                    ),
-                    0
+                and change_id >= (
+                    select {{ source('cdc', 'load_state').schema }}.decoded_change_id_floor()
                 )
                 then new_row
         end as row_image

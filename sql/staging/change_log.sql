@@ -61,6 +61,27 @@ create table if not exists staging.load_state (
 -- Changes below this change_id are superseded by a resync's snapshot and are not landed.
 alter table staging.load_state add column if not exists change_id_floor bigint not null default 0;
 
+-- The floor the staged changes are decoded from (dbt's staged_changes_of(), and the loader's
+-- diagnosis of a value no model can hold): the resync floor, once the floor's own change (the
+-- snapshot's first) has landed, so a build between a resync and its snapshot's load still
+-- decodes everything it reads. Callers wrap it in a scalar subquery, so it runs once per query.
+create or replace function staging.decoded_change_id_floor() returns bigint
+language sql
+stable
+as $$
+    select coalesce(
+        (
+            select load_state.change_id_floor
+            from staging.load_state
+            where exists (
+                select from staging.change_log as landed
+                where landed.change_id = load_state.change_id_floor
+            )
+        ),
+        0
+    )
+$$;
+
 -- The load fence the warehouse last landed under (finance_db's cdc.load_fence): finance_db
 -- holding a lower one has been restored to a moment before that load.
 alter table staging.load_state add column if not exists load_fence bigint not null default 0;
