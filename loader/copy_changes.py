@@ -18,6 +18,7 @@ from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ
 
 from connections.connect import connected
 from connections.errors import LoaderBusy, PipelineError
+from connections.locks import LOADER_LOCK_KEY
 from connections.settings import ANALYTICS, FINANCE
 from loader.capture import require_capture_whole, require_installed, schema_changes_captured
 from loader.page_stream import stream_copy
@@ -39,7 +40,6 @@ from loader.watermark import (
 
 DEFAULT_BATCH_SIZE = 50_000
 # One loader at a time: load ids must commit in the order they are handed out.
-LOADER_LOCK_KEY = 7_316_001
 
 STAGED_COLUMNS = (
     "change_id, txid, changed_at, table_schema, table_name, operation, "

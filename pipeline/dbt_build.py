@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from connections.connect import connected
 from connections.errors import BuildFailed
+from connections.locks import BUILD_LOCK_KEY
 from connections.settings import ANALYTICS, PROJECT_ROOT, dsn_for, parse_uri, state_dir
 from exporter.reports import REPORTS
 from pipeline.marts import MARTS
@@ -70,10 +73,8 @@ def run_dbt(command: str, *extra: str, manifest=None) -> BuildResult:
 
     os.environ.update(dbt_environment())
     started = time.monotonic()
-    # Two invocations at once (a manual run beside --follow, a dbt build by hand) need no lock
-    # here: each model waits for the other's in its own transaction (the dbt project's
-    # cdc_wait_for_model()).
-    outcome = dbtRunner(manifest=manifest).invoke(dbt_args(command, *extra))
+    with builds_one_at_a_time():
+        outcome = dbtRunner(manifest=manifest).invoke(dbt_args(command, *extra))
     seconds = time.monotonic() - started
     if outcome.exception is not None:
         raise BuildFailed(f"dbt {command} could not run: {outcome.exception}")
@@ -126,6 +127,19 @@ def warehouse_is_current() -> bool:
             (len(INCREMENTAL_MART_NAMES), len(REPORT_RELATIONS), list(REPORT_RELATIONS)),
         )
         return cur.fetchone()[0]
+
+
+@contextmanager
+def builds_one_at_a_time() -> Iterator[None]:
+    """Holds analytics_db's build lock for one acme dbt invocation, waiting for it. The dbt
+    project's own per-model lock keeps any two invocations from applying changes to one model
+    at once; this one keeps acme's own invocations (a manual run beside --follow) apart whole,
+    as two full builds at once would replace the same views and share dbt's target folder."""
+    with connected(ANALYTICS, application_name="acme dbt build lock") as conn:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("select pg_advisory_lock(%s)", (BUILD_LOCK_KEY,))
+        yield  # closing the connection ends the session, and so the lock
 
 
 def dbt_build(full_refresh: bool = False) -> BuildResult:

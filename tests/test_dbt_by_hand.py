@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import psycopg2
-import yaml
 
+from connections.locks import MODEL_LOCK_CLASS
 from connections.settings import PROJECT_ROOT
 from loader.copy_changes import load_changes
 from tests.conftest import ACME
@@ -22,9 +22,6 @@ from tests.pgbench.harness import Follower
 from tests.test_restore import FIRST, assert_verified
 
 DBT = str(Path(sys.executable).parent / "dbt")
-MODEL_LOCK_CLASS = yaml.safe_load((PROJECT_ROOT / "dbt_project" / "dbt_project.yml").read_text())[
-    "vars"
-]["acme"]["model_lock_class"]
 
 
 def exported(lines: str) -> dict[str, str]:
@@ -105,6 +102,16 @@ def test_a_dbt_build_by_hand_waits_for_a_model_being_built(platform, tmp_path):
             )
         )
         assert applied["fact_orders"] < newest, "fact_orders was built while locked"
+        # It waits before reading the model at all: a lock on the table held while waiting
+        # would deadlock with a --full-refresh that holds the model's lock and renames it.
+        assert platform.analytics(
+            "select count(*) from pg_locks as held where held.relation = "
+            "'analytics.fact_orders'::regclass and held.pid in (select waiting.pid "
+            "from pg_locks as waiting where waiting.locktype = 'advisory' "
+            "and not waiting.granted and waiting.classid = %s)",
+            (MODEL_LOCK_CLASS,),
+            fetch=True,
+        ) == [(0,)]
     finally:
         holder.close()
     finished(build)

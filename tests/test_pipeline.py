@@ -9,8 +9,10 @@ import subprocess
 import time
 from pathlib import Path
 
+import psycopg2
 import pytest
 
+from connections.locks import BUILD_LOCK_KEY
 from connections.settings import PROJECT_ROOT
 from tests.conftest import ACME
 
@@ -114,3 +116,36 @@ def test_docs_generate(platform):
     assert {"exposure.acme.open_orders", "exposure.acme.top_customers"} <= set(
         manifest["exposures"]
     )
+
+
+def test_acme_builds_wait_for_each_other(platform):
+    platform.finance(ORDERS, (2,))
+    holder = psycopg2.connect(platform.analytics_uri)
+    holder.autocommit = True
+    with holder.cursor() as cur:
+        cur.execute("select pg_advisory_lock(%s)", (BUILD_LOCK_KEY,))  # a build under way
+    run = subprocess.Popen(
+        [*ACME, "pipeline", "run"],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # a bigint key is (classid, objid) = (high, low) 32 bits in pg_locks
+        deadline = time.monotonic() + 120
+        while not platform.analytics(
+            "select count(*) from pg_locks where locktype = 'advisory' and not granted "
+            "and objsubid = 1 and objid = %s",
+            (BUILD_LOCK_KEY & 0xFFFFFFFF,),
+            fetch=True,
+        )[0][0]:
+            assert run.poll() is None, "the second build must wait for the first"
+            assert time.monotonic() < deadline, "the build never asked for the lock"
+            time.sleep(0.05)
+        assert warehouse_orders(platform) == 0
+    finally:
+        holder.close()
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err
+    assert warehouse_orders(platform) == 2

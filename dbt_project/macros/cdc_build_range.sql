@@ -73,6 +73,20 @@
 {%- endmacro %}
 
 {#-
+    The same lock, taken by an incremental model when it starts to compile: dbt-postgres sends
+    no BEGIN, so the model's compile-time queries, its statements and its hooks are one
+    transaction, and the lock must come before the first query that names the model. A query
+    that reads the model holds a lock on it while it waits, and a `--full-refresh` holding the
+    model's lock then waits for that lock to rename the table: a deadlock. Taken first, it also
+    means the applied load read at compile time is the one the other invocation committed.
+-#}
+{% macro cdc_wait_for_model_at_compile() -%}
+    {%- if execute -%}
+        {%- do run_query(cdc_wait_for_model()) -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{#-
     The load a model's rows are derived through: this invocation's range, or the newer one
     another invocation already applied to the model (read when the model's SQL runs, after
     cdc_wait_for_model()). An invocation that reaches a model after a newer one built it

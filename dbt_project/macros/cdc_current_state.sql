@@ -1,6 +1,7 @@
 {#-
     The current state of one captured table, from its staged changes (docs/architecture.md,
-    "Last writer wins"), through this build's range of loads (cdc_build_range.sql). Used by every mart; the only place this logic lives.
+    "Last writer wins"), through this build's range of loads, or the newer range another
+    invocation already applied to the model (cdc_build_range.sql). Used by every mart; the only place this logic lives.
 
     staged_relation: a staging model, one row per staged change of the table, with columns
         change_id, load_id, change_operation, changed_at, primary_key (jsonb), the key and the
@@ -23,6 +24,7 @@
     cdc_apply strategy deletes them (get_incremental_cdc_apply_sql).
 -#}
 {% macro cdc_current_state(staged_relation, key_column, columns) %}
+{% do cdc_wait_for_model_at_compile() %}
 {% set through_load_id = cdc_build_through_load_id() | trim %}
 {% set state_through = cdc_state_through_sql(through_load_id) %}
 {% if is_incremental() %}

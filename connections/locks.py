@@ -1,0 +1,23 @@
+"""Every advisory lock the platform takes in analytics_db, in one place: two names for one
+key, or one key for two purposes, is how two processes end up not excluding each other."""
+
+from __future__ import annotations
+
+import yaml
+
+from connections.settings import PROJECT_ROOT
+
+# One loader at a time per warehouse (loader/copy_changes.py), taken with try: a second
+# loader is told another one runs.
+LOADER_LOCK_KEY = 7_316_001
+
+# One acme dbt invocation at a time per warehouse (pipeline/dbt_build.py), waited for: two
+# full builds at once would replace the same views and share dbt's target folder.
+BUILD_LOCK_KEY = 7_316_002
+
+# Per model, (MODEL_LOCK_CLASS, hashtext(model name)), taken by the dbt project itself in the
+# model's transaction (macros/cdc_build_range.sql), so dbt run by hand takes it too. The
+# project states the class (var model_lock_class); read here for status and tests.
+MODEL_LOCK_CLASS: int = yaml.safe_load(
+    (PROJECT_ROOT / "dbt_project" / "dbt_project.yml").read_text()
+)["vars"]["acme"]["model_lock_class"]
