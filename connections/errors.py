@@ -1,5 +1,10 @@
 """One exception type per kind of failure; the CLI turns each into one clear line."""
 
+import re
+
+# The severity a PostgreSQL server puts before its message.
+SEVERITY = re.compile(r"^(ERROR|FATAL|PANIC):\s*")
+
 
 class AcmeError(Exception):
     """A failure the user can act on; its message says what is wrong and what to do."""
@@ -65,8 +70,8 @@ class ExportError(AcmeError):
 
 def first_line(exc: BaseException) -> str:
     """What a one-line message quotes of an error: the first line of its text (for a
-    server's error, without PostgreSQL's "ERROR:" prefix), or its type when it has none."""
+    server's error, without PostgreSQL's severity prefix), or its type when it has none."""
     text = (getattr(exc, "pgerror", None) or str(exc)).strip()
     if not text:
         return type(exc).__name__
-    return text.splitlines()[0].removeprefix("ERROR:").strip()
+    return SEVERITY.sub("", text.splitlines()[0]).strip()

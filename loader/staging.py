@@ -7,6 +7,7 @@ import hashlib
 from loader.sql_files import SQL_ROOT, apply_sql_file
 
 STAGING_SQL = "staging/change_log.sql"
+VERSION_PREFIX = "acme staging schema "
 
 
 def staging_version() -> str:
@@ -20,17 +21,13 @@ def ensure_staging(conn) -> None:
     committed at once.
 
     Checked first rather than applied every time: ALTER TABLE would lock load_state on each
-    cycle even when there is nothing to change."""
-    version = staging_version()
+    cycle even when there is nothing to change. The version is a comment on load_state, so a
+    warehouse restored from an older dump brings back its own (older) version with the table,
+    and the file is applied again over it."""
+    marker = f"{VERSION_PREFIX}{staging_version()}"
     with conn, conn.cursor() as cur:
-        cur.execute("select to_regclass('staging.schema_version') is not null")
-        if cur.fetchone()[0]:
-            cur.execute("select applied_version from staging.schema_version")
-            if cur.fetchone() == (version,):
-                return
+        cur.execute("select obj_description(to_regclass('staging.load_state'), 'pg_class')")
+        if cur.fetchone() == (marker,):
+            return
         apply_sql_file(cur, STAGING_SQL)
-        cur.execute(
-            "insert into staging.schema_version (applied_version) values (%s) "
-            "on conflict (singleton) do update set applied_version = excluded.applied_version",
-            (version,),
-        )
+        cur.execute(f"comment on table staging.load_state is '{marker}'")

@@ -14,10 +14,17 @@ import pytest
 
 from connections.settings import PROJECT_ROOT
 from loader import capture
-from localpg import servers
+from localpg import os_user, servers
 from workload.schema import create_source_schema
 
 ACME = [sys.executable, "-m", "cli"]
+
+
+def pytest_configure(config):
+    """The servers' OS user (when running as root), created once before any test worker
+    starts: workers creating it at the same moment could each give it a uid of their own."""
+    if not hasattr(config, "workerinput"):
+        os_user.server_user()
 
 
 def free_port() -> int:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from connections.settings import PROJECT_ROOT
-from loader.copy_changes import PAGE_SELECT, prefer_ordered_scan
+from connections.connect import connected
+from connections.settings import ANALYTICS, PROJECT_ROOT
+from loader.copy_changes import PAGE_SELECT, load_changes, prefer_ordered_scan
+from loader.staging import VERSION_PREFIX, ensure_staging, staging_version
 from loader.watermark import not_landed_parameters
 
 WORKLOAD = """
@@ -149,3 +151,34 @@ def test_a_build_range_never_ends_inside_a_transaction(platform):
     )
     newest = platform.analytics("select max(load_id) from staging.load_batches", fetch=True)
     assert ranges[-1] == newest[0]
+
+
+def test_staging_of_another_version_is_upgraded_once(platform):
+    """The staging schema's version is the comment of load_state: a warehouse restored from
+    an older dump (an older comment, a column missing) is upgraded by the next load; a load
+    of the same version leaves the tables alone."""
+    platform.finance("insert into operations.customers (customer_name) values ('a')")
+    load_changes()
+    marker = f"{VERSION_PREFIX}{staging_version()}"
+    comment = "select obj_description('staging.load_state'::regclass, 'pg_class')"
+    assert platform.analytics(comment, fetch=True) == [(marker,)]
+    platform.analytics(
+        "alter table staging.load_batches drop column ends_transaction; "
+        "comment on table staging.load_state is 'acme staging schema 0123456789abcdef'"
+    )
+    load_changes()
+    assert platform.analytics(comment, fetch=True) == [(marker,)]
+    assert platform.analytics(
+        "select count(*) from information_schema.columns where table_schema = 'staging' "
+        "and table_name = 'load_batches' and column_name = 'ends_transaction'",
+        fetch=True,
+    ) == [(1,)]
+    # Same version: not applied again (a column dropped by hand stays dropped).
+    platform.analytics("alter table staging.load_batches drop column ends_transaction")
+    with connected(ANALYTICS) as conn:
+        ensure_staging(conn)
+    assert platform.analytics(
+        "select count(*) from information_schema.columns where table_schema = 'staging' "
+        "and table_name = 'load_batches' and column_name = 'ends_transaction'",
+        fetch=True,
+    ) == [(0,)]

@@ -57,6 +57,7 @@ class ServerError(Exception):
     [
         (ValueError("first\nsecond"), "first"),
         (ValueError(""), "ValueError"),
+        (ServerError("FATAL:  terminating connection"), "terminating connection"),
         (
             ServerError('ERROR:  relation "x" does not exist\nLINE 1: ...'),
             'relation "x" does not exist',

@@ -105,13 +105,6 @@ create table if not exists staging.applied_loads (
     applied_at timestamptz not null default now()
 );
 
--- The version of this file last applied (loader/staging.py): the loader applies the file
--- again only when it has changed.
-create table if not exists staging.schema_version (
-    singleton boolean primary key default true check (singleton),
-    applied_version text not null
-);
-
 -- Readers of the reports get this role and nothing else (dbt grants it on reports.*).
 do $$
 begin

@@ -1,7 +1,7 @@
 -- Delivery dates ranked by their number of open orders, for `acme top_delivery_dates`
 -- (the CLI keeps the first --limit ranks). Ties go to the earlier date.
--- Counted from fact_orders, not from the open_orders report: that view's ORDER BY would
--- sort every open order before counting them (0.9 s at 1M orders).
+-- Counted from fact_orders, not from the open_orders report: when that view sorted, it
+-- sorted every open order before they were counted (0.9 s at 1M orders).
 
 with
 
