@@ -3,9 +3,7 @@ key, or one key for two purposes, is how two processes end up not excluding each
 
 from __future__ import annotations
 
-import yaml
-
-from connections.settings import PROJECT_ROOT
+from connections.dbt_project import acme_vars
 
 # One loader at a time per warehouse (loader/copy_changes.py), taken with try: a second
 # loader is told another one runs.
@@ -18,6 +16,4 @@ BUILD_LOCK_KEY = 7_316_002
 # Per model, (MODEL_LOCK_CLASS, hashtext(model name)), taken by the dbt project itself in the
 # model's transaction (macros/cdc_build_range.sql), so dbt run by hand takes it too. The
 # project states the class (var model_lock_class); read here for status and tests.
-MODEL_LOCK_CLASS: int = yaml.safe_load(
-    (PROJECT_ROOT / "dbt_project" / "dbt_project.yml").read_text()
-)["vars"]["acme"]["model_lock_class"]
+MODEL_LOCK_CLASS: int = acme_vars()["model_lock_class"]

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import yaml
 
-from connections.settings import PROJECT_ROOT
+from connections.dbt_project import MODELS_DIR, acme_vars
 
-REPORTS_YML = PROJECT_ROOT / "dbt_project" / "models" / "reports" / "reports.yml"
-DBT_PROJECT_YML = PROJECT_ROOT / "dbt_project" / "dbt_project.yml"
+REPORTS_YML = MODELS_DIR / "reports" / "reports.yml"
 REPORT_SCHEMA = "reports"
 
 
@@ -57,8 +56,8 @@ class OrderStatuses:
     pending: str
 
 
-def read_order_statuses(path: Path = DBT_PROJECT_YML) -> OrderStatuses:
-    acme = yaml.safe_load(path.read_text())["vars"]["acme"]
+def read_order_statuses() -> OrderStatuses:
+    acme = acme_vars()
     return OrderStatuses(tuple(acme["closed_order_statuses"]), acme["pending_order_status"])
 
 

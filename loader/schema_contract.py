@@ -22,11 +22,11 @@ from pathlib import Path
 
 import yaml
 
+from connections.dbt_project import MODELS_DIR
 from connections.errors import SchemaMismatch
-from connections.settings import PROJECT_ROOT
-from loader.watermark import NOT_LANDED, Watermark, not_landed_parameters
+from loader.watermark import LANDABLE, Watermark, not_landed_parameters
 
-STAGING_YML = PROJECT_ROOT / "dbt_project" / "models" / "staging" / "staging.yml"
+STAGING_YML = MODELS_DIR / "staging" / "staging.yml"
 STAGING_MODEL = re.compile(r"stg_(?P<schema>\w+?)__(?P<table>\w+)")
 
 
@@ -163,7 +163,7 @@ THE_FIX = (
 PENDING_SCHEMA_EVENTS = f"""
     select change_id, format('%%I.%%I', table_schema, table_name), new_row
     from cdc.change_log
-    where operation = 'SCHEMA' and {NOT_LANDED} and txid < %(horizon)s::text::xid8
+    where operation = 'SCHEMA' and {LANDABLE}
     order by txid, change_id
 """
 

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from connections.connect import connected
+from connections.dbt_project import DBT_PROJECT_DIR
 from connections.errors import BuildFailed
 from connections.locks import BUILD_LOCK_KEY
 from connections.settings import ANALYTICS, PROJECT_ROOT, dsn_for, parse_uri, state_dir
 from exporter.reports import REPORTS
 from pipeline.marts import MARTS
 
-DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 INCREMENTAL_MART_NAMES = tuple(mart.name for mart in MARTS)
 REPORT_RELATIONS = tuple(report.relation for report in REPORTS.values())
 

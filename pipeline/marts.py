@@ -10,9 +10,9 @@ from pathlib import Path
 
 import yaml
 
-from connections.settings import PROJECT_ROOT
+from connections.dbt_project import MODELS_DIR
 
-MARTS_YML = PROJECT_ROOT / "dbt_project" / "models" / "marts" / "marts.yml"
+MARTS_YML = MODELS_DIR / "marts" / "marts.yml"
 MART_SCHEMA = "analytics"
 STAGED_MODEL = re.compile(r"ref\('stg_(?P<schema>\w+?)__(?P<table>\w+)'\)")
 
