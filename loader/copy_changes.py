@@ -25,7 +25,7 @@ from loader.page_stream import stream_copy
 from loader.schema_contract import check_live_schema, check_pending_schema_events
 from loader.staging import ensure_staging
 from loader.watermark import (
-    NOT_LANDED,
+    LANDABLE,
     Watermark,
     check_not_rewound,
     check_nothing_pruned_past,
@@ -51,7 +51,7 @@ PAGE_SELECT = f"""
     select change_id, txid::text::bigint, changed_at, table_schema, table_name, operation,
            primary_key, old_row, new_row, %(load_id)s::bigint
     from cdc.change_log
-    where {NOT_LANDED} and txid < %(horizon)s::text::xid8
+    where {LANDABLE}
     -- the table's columns, not the bigint txid of the select list: the index's order
     order by change_log.txid, change_log.change_id
     limit %(limit)s
@@ -233,8 +233,8 @@ def next_txid(src, watermark: Watermark, horizon: int) -> int | None:
     """The txid of the next change to land after the watermark, or None: a full page whose
     next change has another txid ended its transaction."""
     src.execute(
-        f"select txid::text::bigint from cdc.change_log where {NOT_LANDED} "
-        "and txid < %(horizon)s::text::xid8 order by txid, change_id limit 1",
+        f"select txid::text::bigint from cdc.change_log where {LANDABLE} "
+        "order by txid, change_id limit 1",
         not_landed_parameters(watermark, horizon=horizon),
     )
     row = src.fetchone()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from functools import cache
 
 from loader.sql_files import SQL_ROOT, apply_sql_file
 
@@ -10,9 +11,11 @@ STAGING_SQL = "staging/change_log.sql"
 VERSION_PREFIX = "acme staging schema "
 
 
+@cache
 def staging_version() -> str:
     """The version of the staging schema this code lands into: its SQL file's digest, so any
-    change to the file is applied once, with no number to remember to raise."""
+    change to the file is applied once, with no number to remember to raise. Read once per
+    process: every --follow cycle checks it."""
     return hashlib.sha256((SQL_ROOT / STAGING_SQL).read_bytes()).hexdigest()[:16]
 
 

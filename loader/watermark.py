@@ -28,11 +28,13 @@ class Watermark:
 # The changes still to land, in cdc.change_log: after the watermark's (txid, change_id), the
 # order they land in, and not below the resync floor. Every reader of what is still to land
 # (the pages, the next txid, the lag, the pending schema changes) uses this one predicate,
-# with the parameters of not_landed_parameters(); a bound `txid < horizon` is the caller's.
+# with the parameters of not_landed_parameters(). LANDABLE bounds it by a horizon, for the
+# loader's own reads; the lag counts beyond the horizon too.
 NOT_LANDED = (
     "(txid, change_id) > (%(last_txid)s::text::xid8, %(last_change_id)s::bigint) "
     "and change_id >= %(change_id_floor)s::bigint"
 )
+LANDABLE = f"{NOT_LANDED} and txid < %(horizon)s::text::xid8"
 
 
 def not_landed_parameters(watermark: Watermark | None, **more: int | None) -> dict:
