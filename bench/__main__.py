@@ -18,12 +18,13 @@ from bench.figures import (
     exports,
     freshness,
     incremental,
+    prune,
 )
 from bench.measure import median, python_module, run_child
 from bench.results import Row
 from bench.warehouse import Warehouse
 
-FIGURES = ("capture", "load", "catchup", "incremental", "exports", "freshness")
+FIGURES = ("capture", "load", "catchup", "incremental", "exports", "prune", "freshness")
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def main() -> int:
             loader_peak, backlog = max(bursts.loader_peaks), median(bursts.sizes)
             cluster.drop_pair("catchup", "replica_catchup")
         export_peak = open_rows = None
-        if any(figure in chosen for figure in ("incremental", "exports", "freshness")):
+        if any(figure in chosen for figure in ("incremental", "exports", "prune", "freshness")):
             large = build_warehouse(cluster, "large", size.large_orders, progress)
             if "incremental" in chosen:
                 small = build_warehouse(cluster, "small", size.small_orders, progress)
@@ -92,6 +93,9 @@ def main() -> int:
                     large.pair, directory, size.reps, progress
                 )
                 rows += export_rows
+            if "prune" in chosen:
+                progress("prune")
+                rows += prune.run(large, size.change_round, progress)
             if "freshness" in chosen:
                 progress(f"freshness under {size.tps} TPS at {size.large_orders:,} orders")
                 rows += freshness.run(

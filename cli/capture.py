@@ -72,7 +72,7 @@ def status() -> None:
         )
     )
     click.echo(
-        f"change log: {result.changes_in_log} changes"
+        f"change log: {result.changes_in_log} changes in {plural(result.segments, 'segment')}"
         + (
             f", from {result.oldest_change_at} to {result.newest_change_at}"
             if result.changes_in_log
@@ -113,11 +113,23 @@ class Duration(click.ParamType):
     help="Keep changes younger than this (30s, 15m, 12h, 7d).",
 )
 def prune(retention: float) -> None:
-    """Remove changes the warehouse has loaded and that are older than the retention.
+    """Drop the changes the warehouse has loaded and that are older than the retention.
 
-    Never removes a change above the warehouse's watermark, so nothing not yet loaded is
-    lost; the staged history in analytics_db keeps every change. Safe to run on a schedule.
+    The change log is kept in segments, and prune drops whole segments (no DELETE, nothing
+    left for vacuum): it closes the current segment once it holds changes older than the
+    retention, and drops each closed one whose every change the warehouse has landed once
+    it was closed longer ago than the retention. The log therefore keeps between one and two
+    retention periods. Never removes a change above the warehouse's watermark, so nothing
+    not yet loaded is lost; the staged history in analytics_db keeps every change. Writers
+    wait at most 200 ms for a segment's drop. Safe to run on a schedule.
     """
     result = prune_service(retention)
-    through = f" (through change {result.through_change_id})" if result.pruned else ""
-    click.echo(f"pruned {result.pruned} changes{through}; {result.kept} remain in the change log")
+    through = f" (changes through {result.through_change_id})" if result.segments_dropped else ""
+    click.echo(
+        f"dropped {plural(result.segments_dropped, 'segment')} of the change log{through}; "
+        f"{plural(result.segments_kept, 'segment')} left"
+    )
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

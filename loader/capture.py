@@ -147,6 +147,7 @@ class CaptureStatus:
     newest_change_at: str | None
     faults: list[CaptureFault] = field(default_factory=list)
     schema_changes_captured: bool = False
+    segments: int = 0
 
     @property
     def whole(self) -> bool:
@@ -168,8 +169,10 @@ def status() -> CaptureStatus:
         )
         count, oldest, newest = cur.fetchone()
         faults = capture_faults(cur) if tables else []
+        cur.execute("select count(*) from pg_partition_tree('cdc.change_log') where isleaf")
+        segments = cur.fetchone()[0]
         return CaptureStatus(
-            True, tables, count, oldest, newest, faults, schema_changes_captured(cur)
+            True, tables, count, oldest, newest, faults, schema_changes_captured(cur), segments
         )
 
 

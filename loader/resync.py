@@ -66,12 +66,25 @@ def resync() -> ResyncResult:
             with analytics, analytics.cursor() as cur:
                 write_watermark(cur, Watermark(identity, 0, 0, floor, fence))
 
+        open_segment_above(finance, highest_staged)
         snapshotted, floor, identity = retry_on_lock_conflict(
             lambda: snapshot_source(finance, highest_staged, landed_fence, commit_watermark),
             "resync",
         )
         source_changed = watermark is None or watermark.source_system_identifier != identity
     return ResyncResult(snapshotted, floor, source_changed)
+
+
+def open_segment_above(finance, highest_staged: int) -> None:
+    """Attaches the change-log segment holding the change_id after highest_staged, when the
+    sequence is below it (a restored server's may be), committed before the snapshot moves
+    the sequence there: a write whose change_id has no partition would fail."""
+    with finance, finance.cursor() as cur:
+        require_installed(cur)
+        cur.execute(
+            "select cdc.open_segment(greatest(%s, cdc.next_change_id()) / cdc.segment_width())",
+            (highest_staged + 1,),
+        )
 
 
 def snapshot_source(
@@ -91,16 +104,8 @@ def snapshot_source(
             cur.execute(sql.SQL("lock table {} in share mode").format(sql.Identifier(*table)))
         # Above every staged change_id, so the snapshot outranks all the warehouse holds;
         # the first snapshot change is then the next number: the floor.
-        cur.execute(
-            """
-            select setval(sequence_name, greatest(
-                %s, coalesce(pg_sequence_last_value(sequence_name::regclass), 0), 1
-            ))
-            from pg_get_serial_sequence('cdc.change_log', 'change_id') as sequence_name
-            """,
-            (highest_staged,),
-        )
-        floor = cur.fetchone()[0] + 1
+        cur.execute("select cdc.advance_change_ids(%s)", (highest_staged + 1,))
+        floor = cur.fetchone()[0]
         snapshotted = {}
         for schema, name in tables:
             cur.execute(

@@ -5,11 +5,9 @@ the upgrade all land once."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
-import psycopg2
-
+from tests.steady_writer import steady_writer
 from tests.test_restore import assert_verified, staged
 
 PREVIOUS_RELEASE = Path(__file__).parent / "fixtures" / "change_log_v1.sql"
@@ -29,30 +27,8 @@ def test_install_upgrades_the_previous_release_in_place(platform):
     refused = platform.acme("pipeline", "run", check=False)
     assert refused.returncode == 1 and "installed by an older version" in refused.stderr
 
-    stop = threading.Event()
-    written = []
-
-    def keep_writing() -> None:
-        conn = psycopg2.connect(platform.finance_uri)
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                while not stop.is_set():
-                    cur.execute(
-                        "insert into operations.customers (customer_name) values ('during') "
-                        "returning customer_id"
-                    )
-                    written.append(cur.fetchone()[0])
-        finally:
-            conn.close()
-
-    writer = threading.Thread(target=keep_writing)
-    writer.start()
-    try:
+    with steady_writer(platform.finance_uri, "during") as written:
         platform.acme("capture", "install")
-    finally:
-        stop.set()
-        writer.join()
     assert written, "the writer wrote while capture was upgraded"
 
     functions = platform.finance(
@@ -74,6 +50,20 @@ def test_install_upgrades_the_previous_release_in_place(platform):
         "select count(*) from analytics.dim_customers where customer_name = 'during'", fetch=True
     )
     assert during == [(len(written),)]
+
+    # The old log became the partition below the first segment, and goes whole once landed.
+    partitions = platform.finance(
+        "select inhrelid::regclass::text from pg_inherits "
+        "where inhparent = 'cdc.change_log'::regclass order by 1",
+        fetch=True,
+    )
+    assert partitions == [("cdc.change_log_legacy",), ("cdc.change_log_s1",)]
+    # Both landed whole: the old log, and the segment written since the upgrade.
+    pruned = platform.acme("capture", "prune", "--older-than", "0s").stdout
+    assert "dropped 2 segments of the change log" in pruned
+    assert platform.finance("select count(*) from cdc.change_log", fetch=True) == [(0,)]
+    assert staged(platform)[0] == logged, "the staged history keeps what was pruned"
+    assert_verified(platform)
 
 
 def test_a_renamed_table_is_logged_under_its_own_name(platform):

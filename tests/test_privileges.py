@@ -134,7 +134,7 @@ def test_loader_role_reads_and_prunes_the_change_log_and_cannot_write_operations
             assert not has_table_privilege(
                 platform.finance_uri, "acme_loader", table, operation.upper()
             )
-    # The log: it reads and prunes, and writes nothing else into it.
+    # The log: it reads it, prunes it only through the segment functions, and writes nothing.
     rows, error = as_role(platform.finance_uri, "acme_loader", "select * from cdc.change_log")
     assert (
         error is None
@@ -143,13 +143,17 @@ def test_loader_role_reads_and_prunes_the_change_log_and_cannot_write_operations
     rows, error = as_role(
         platform.finance_uri,
         "acme_loader",
-        "delete from cdc.change_log where change_id = (select min(change_id) from cdc.change_log)",
+        "select * from cdc.drop_landed_segments('0'::xid8, 0, interval '0s')",
     )
-    assert error is None and rows == 1
-    for operation in ("insert", "update", "truncate"):
+    assert error is None and rows == 0
+    for operation in ("insert", "update", "delete", "truncate"):
         assert_denied(
             platform.finance_uri, "acme_loader", write_statement(operation, "cdc.change_log")
         )
+    assert_denied(platform.finance_uri, "acme_loader", "drop table cdc.change_log_s0")
+    assert_denied(
+        platform.finance_uri, "acme_loader", "insert into cdc.prune_state values (true, '0', 0)"
+    )
 
 
 REPORTS = {

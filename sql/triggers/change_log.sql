@@ -26,39 +26,158 @@ grant acme_loader to current_user;
 
 create schema if not exists cdc authorization acme_capture;
 
-create table if not exists cdc.change_log (
-    change_id bigint generated always as identity (cache 1) primary key,
-    txid xid8 not null default pg_current_xact_id(),
-    changed_at timestamptz not null default statement_timestamp(),
-    table_schema text not null,
-    table_name text not null,
-    operation text not null
-    check (operation in ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'SNAPSHOT', 'SCHEMA')),
-    primary_key jsonb,
-    old_row jsonb,
-    new_row jsonb
+-- The log is partitioned into segments of change_ids, so `acme capture prune` drops whole
+-- segments the warehouse has landed instead of deleting rows (no dead tuples, no vacuum debt;
+-- PgQ rotates its event tables for the same reason). Segment n holds change_ids
+-- [n * 10^12, (n + 1) * 10^12): wide enough that a segment never fills between two prunes
+-- (10^12 changes are 30 years at 1,000 a second), so a write always finds its partition.
+-- Prune closes the current segment by moving the change_id sequence into the next one, whose
+-- partition it has attached and committed first.
+create or replace function cdc.segment_width() returns bigint
+language sql immutable
+as $$ select 1000000000000::bigint $$;
+
+-- The segments: the partition holding each, when it was opened, and when prune closed it
+-- by moving the sequence past it (every change in a closed segment was written before).
+create table if not exists cdc.log_segments (
+    segment bigint primary key,
+    partition_name text not null,
+    opened_at timestamptz not null default clock_timestamp(),
+    closed_at timestamptz
 );
 
-alter table cdc.change_log owner to acme_capture;
+alter table cdc.log_segments owner to acme_capture;
 
--- Logs installed before schema events existed accept SCHEMA too. NOT VALID: the rows already
--- there passed the narrower check, so the log is not scanned under an exclusive lock.
-do $$
+create or replace function cdc.create_change_log() returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
 begin
-    if not exists (
-        select from pg_constraint
-        where
-            conrelid = 'cdc.change_log'::regclass
-            and contype = 'c'
-            and pg_get_constraintdef(oid) like '%SCHEMA%'
-    ) then
-        alter table cdc.change_log drop constraint if exists change_log_operation_check;
-        alter table cdc.change_log add constraint change_log_operation_check check (
+    create table if not exists cdc.change_log (
+        change_id bigint generated always as identity (cache 1),
+        txid xid8 not null default pg_current_xact_id(),
+        changed_at timestamptz not null default statement_timestamp(),
+        table_schema text not null,
+        table_name text not null,
+        operation text not null constraint change_log_operation_check check (
             operation in ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'SNAPSHOT', 'SCHEMA')
-        ) not valid;
+        ),
+        primary_key jsonb,
+        old_row jsonb,
+        new_row jsonb
+    ) partition by range (change_id);
+    alter table cdc.change_log owner to acme_capture;
+end;
+$$;
+
+-- Attaches segment n's partition, empty, unless it is there. A partition is created apart
+-- and attached, which locks the log only against other DDL: CREATE TABLE ... PARTITION OF
+-- would lock the writers out. SECURITY DEFINER: prune runs as acme_loader.
+create or replace function cdc.open_segment(n bigint) returns void
+language plpgsql security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    partition_name text := 'change_log_s' || n;
+begin
+    if exists (select from cdc.log_segments where segment = n) then
+        return;
+    end if;
+    execute format(
+        'create table cdc.%I (like cdc.change_log including constraints)', partition_name
+    );
+    execute format(
+        'alter table cdc.change_log attach partition cdc.%I for values from (%s) to (%s)',
+        partition_name, n * cdc.segment_width(), (n + 1) * cdc.segment_width()
+    );
+    insert into cdc.log_segments (segment, partition_name) values (n, partition_name);
+end;
+$$;
+
+alter function cdc.open_segment(bigint) owner to acme_capture;
+revoke all on function cdc.open_segment(bigint) from public;
+
+-- A log installed by a version before segments is a plain table: it becomes the partition
+-- below the first segment, in place. Its lock keeps writers out until commit (they wait;
+-- none fails); checking its rows against the partition's bound and the operation check
+-- scans it twice under that lock, once. Every change in it stays where the loader reads it.
+do $$
+declare
+    boundary bigint;
+begin
+    if (select relkind from pg_class where oid = to_regclass('cdc.change_log')) = 'r' then
+        lock table cdc.change_log in access exclusive mode;
+        boundary := (
+            coalesce(
+                pg_sequence_last_value(pg_get_serial_sequence('cdc.change_log', 'change_id')), 0
+            ) / cdc.segment_width() + 1
+        ) * cdc.segment_width();
+        alter table cdc.change_log rename to change_log_legacy;
+        alter index if exists cdc.change_log_pkey rename to change_log_legacy_pkey;
+        alter index if exists cdc.change_log_txid_change_id_idx
+        rename to change_log_legacy_txid_change_id_idx;
+        alter index if exists cdc.change_log_schema_events_idx
+        rename to change_log_legacy_schema_events_idx;
+        alter table cdc.change_log_legacy alter column change_id drop identity;
+        alter table cdc.change_log_legacy drop constraint if exists change_log_operation_check;
+        perform cdc.create_change_log();
+        execute format(
+            'alter table cdc.change_log alter column change_id restart with %s', boundary
+        );
+        execute (
+            select format(
+                'alter table cdc.change_log_legacy add constraint %I %s',
+                conname, pg_get_constraintdef(oid)
+            )
+            from pg_constraint
+            where conrelid = 'cdc.change_log'::regclass and conname = 'change_log_operation_check'
+        );
+        execute format(
+            'alter table cdc.change_log attach partition cdc.change_log_legacy '
+            'for values from (minvalue) to (%s)',
+            boundary
+        );
+        insert into cdc.log_segments (segment, partition_name, opened_at)
+        values (boundary / cdc.segment_width() - 1, 'change_log_legacy', '-infinity');
     end if;
 end;
 $$;
+
+select cdc.create_change_log();
+
+-- The loader pages through the log by (txid, change_id). It is the log's only full index:
+-- change_id is unique by its identity sequence, and nothing looks a change up by it alone.
+create index if not exists change_log_txid_change_id_idx on cdc.change_log (txid, change_id);
+
+-- The loader checks the schema events it is about to land before landing anything; they are
+-- rare, so a partial index finds them without reading the backlog.
+create index if not exists change_log_schema_events_idx on cdc.change_log (txid, change_id)
+where operation = 'SCHEMA';
+
+-- The change_id the next change will get (the sequence is not advanced).
+create or replace function cdc.next_change_id() returns bigint
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    next_change_id bigint;
+begin
+    execute format(
+        'select case when is_called then last_value + 1 else last_value end from %s',
+        pg_get_serial_sequence('cdc.change_log', 'change_id')
+    ) into next_change_id;
+    return next_change_id;
+end;
+$$;
+
+-- The segment writes go to now.
+create or replace function cdc.current_segment() returns bigint
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$ select cdc.next_change_id() / cdc.segment_width() $$;
+
+-- The first segment of a new log, or the one an upgraded log continues in.
+select cdc.open_segment(cdc.current_segment());
 
 -- Which change log this is. change_ids are unique within one log; a log dropped and
 -- installed again starts them afresh, so the loader keeps this id with its watermark and
@@ -71,14 +190,6 @@ create table if not exists cdc.log_identity (
 
 alter table cdc.log_identity owner to acme_capture;
 insert into cdc.log_identity default values on conflict do nothing;
-
--- The loader pages through the log by (txid, change_id).
-create index if not exists change_log_txid_change_id_idx on cdc.change_log (txid, change_id);
-
--- The loader checks the schema events it is about to land before landing anything; they are
--- rare, so a partial index finds them without reading the backlog.
-create index if not exists change_log_schema_events_idx on cdc.change_log (txid, change_id)
-where operation = 'SCHEMA';
 
 -- The load fence: the loader writes a new value here, committed, after it has read its
 -- snapshot of the log and before the warehouse commits what it read. Any copy of finance_db
@@ -484,10 +595,159 @@ create table if not exists cdc.prune_state (
 
 alter table cdc.prune_state owner to acme_capture;
 
--- The loader reads and prunes the log and nothing else.
+-- Marks closed every segment below the one writes go to now.
+create or replace function cdc.close_passed_segments() returns void
+language sql security definer
+set search_path = pg_catalog, pg_temp
+as $$
+    update cdc.log_segments set closed_at = clock_timestamp()
+    where segment < cdc.current_segment() and closed_at is null
+$$;
+
+alter function cdc.close_passed_segments() owner to acme_capture;
+revoke all on function cdc.close_passed_segments() from public;
+
+-- Makes next_change_id the next change_id handed out, unless the sequence is past it already
+-- (it never moves back), and returns the next change_id. Its segment's partition must be
+-- attached and committed first: setval is not undone by a rollback, and a write whose
+-- change_id has no partition would fail. The caller keeps writers from passing
+-- next_change_id meanwhile (it is in a segment no writer has reached, or the captured
+-- tables are locked).
+create or replace function cdc.advance_change_ids(next_change_id bigint) returns bigint
+language plpgsql security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    sequence_name text := pg_get_serial_sequence('cdc.change_log', 'change_id');
+begin
+    -- One at a time: two callers could otherwise each read the sequence before the other
+    -- moved it, and the second move it back.
+    lock table cdc.log_segments in share row exclusive mode;
+    if next_change_id > cdc.next_change_id() then
+        perform setval(sequence_name, next_change_id, false);
+    end if;
+    perform cdc.close_passed_segments();
+    return cdc.next_change_id();
+end;
+$$;
+
+alter function cdc.advance_change_ids(bigint) owner to acme_capture;
+revoke all on function cdc.advance_change_ids(bigint) from public;
+
+-- Opens the segment after the current one when the current one holds changes and was opened
+-- longer ago than the retention, and returns it (null when it stays): `acme capture prune`
+-- then moves the sequence into it, so the current segment closes and can be dropped once it
+-- is landed and older than the retention. A log therefore keeps between one and two
+-- retention periods of changes.
+create or replace function cdc.open_next_segment(retention interval) returns bigint
+language plpgsql security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    current_segment bigint := cdc.current_segment();
+    current_partition text;
+    holds_changes boolean;
+begin
+    select partition_name into current_partition
+    from cdc.log_segments
+    where segment = current_segment and opened_at < now() - retention;
+    if current_partition is null then
+        return null;
+    end if;
+    execute format('select exists (select from cdc.%I)', current_partition) into holds_changes;
+    if not holds_changes then
+        return null;
+    end if;
+    perform cdc.open_segment(current_segment + 1);
+    return current_segment + 1;
+end;
+$$;
+
+alter function cdc.open_next_segment(interval) owner to acme_capture;
+revoke all on function cdc.open_next_segment(interval) from public;
+
+-- Drops, oldest first, the closed segments closed longer ago than the retention whose every
+-- change is at or below the warehouse's watermark, and records in cdc.prune_state how far the
+-- log was pruned. Dropping a partition takes the log's exclusive lock, which waits for every
+-- writer still in its transaction (the caller sets a short lock_timeout and tries again, so
+-- no writer waits long); no change can enter a closed segment after that, so the check taken
+-- under the lock is final. Nothing here reads a segment's rows: the checks are index probes,
+-- so a drop costs the same for a segment of ten changes or ten million. Returns each dropped
+-- segment with its last change in the loader's order.
+create or replace function cdc.drop_landed_segments(
+    through_txid xid8, through_change_id bigint, retention interval
+) returns table (segment bigint, last_txid xid8, last_change_id bigint)
+language plpgsql security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    candidate record;
+    locked boolean := false;
+    landed boolean;
+    pruned_txid xid8;
+    pruned_change_id bigint;
+begin
+    perform cdc.close_passed_segments();
+    for candidate in
+        select log_segments.segment, log_segments.partition_name
+        from cdc.log_segments
+        where log_segments.closed_at < now() - retention
+        order by log_segments.segment
+    loop
+        for attempt in 1..2 loop
+            execute format(
+                'select not exists (select from cdc.%I where (txid, change_id) > ($1, $2))',
+                candidate.partition_name
+            ) into landed using through_txid, through_change_id;
+            exit when locked or not landed;
+            lock table cdc.change_log in access exclusive mode;
+            locked := true;
+        end loop;
+        exit when not landed;
+        execute format(
+            'select txid, change_id from cdc.%I order by txid desc, change_id desc limit 1',
+            candidate.partition_name
+        ) into last_txid, last_change_id;
+        if last_txid is not null and (
+            pruned_txid is null or (last_txid, last_change_id) > (pruned_txid, pruned_change_id)
+        ) then
+            pruned_txid := last_txid;
+            pruned_change_id := last_change_id;
+        end if;
+        execute format('drop table cdc.%I', candidate.partition_name);
+        delete from cdc.log_segments where log_segments.segment = candidate.segment;
+        segment := candidate.segment;
+        return next;
+    end loop;
+
+    if pruned_txid is not null then
+        insert into cdc.prune_state as s (pruned_through_txid, pruned_through_change_id)
+        values (pruned_txid, pruned_change_id)
+        on conflict (singleton) do update set
+            pruned_through_txid = excluded.pruned_through_txid,
+            pruned_through_change_id = excluded.pruned_through_change_id,
+            pruned_at = now()
+        where (excluded.pruned_through_txid, excluded.pruned_through_change_id)
+            > (s.pruned_through_txid, s.pruned_through_change_id);
+    end if;
+end;
+$$;
+
+alter function cdc.drop_landed_segments(xid8, bigint, interval) owner to acme_capture;
+revoke all on function cdc.drop_landed_segments(xid8, bigint, interval) from public;
+
+-- The loader reads the log, and prunes it through the segment functions, and nothing else.
 grant usage on schema cdc to acme_loader;
-grant select, delete on cdc.change_log to acme_loader;
-grant select, insert, update on cdc.prune_state to acme_loader;
+grant select on cdc.change_log to acme_loader;
+revoke delete on cdc.change_log from acme_loader;
+grant select on cdc.log_segments, cdc.prune_state to acme_loader;
+revoke insert, update on cdc.prune_state from acme_loader;
+grant execute on function
+cdc.drop_landed_segments(xid8, bigint, interval),
+cdc.open_next_segment(interval),
+cdc.advance_change_ids(bigint),
+cdc.open_segment(bigint)
+to acme_loader;
 grant select on cdc.log_identity to acme_loader;
 grant select on cdc.captured_tables to acme_loader;
 grant select on cdc.capture_faults to acme_loader;

@@ -1,0 +1,100 @@
+"""`acme capture prune` drops whole segments of the change log: only segments the warehouse
+has landed whole, never one a writer may still add to, and writers never fail for it."""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg2
+
+from tests.steady_writer import steady_writer
+from tests.test_restore import assert_verified, staged
+
+ROUND = ["simulate", "--orders", "30", "--concurrency", "2"]
+
+
+def partitions(platform) -> list[str]:
+    return [
+        name
+        for (name,) in platform.finance(
+            "select inhrelid::regclass::text from pg_inherits "
+            "where inhparent = 'cdc.change_log'::regclass order by 1",
+            fetch=True,
+        )
+    ]
+
+
+def prune(platform) -> str:
+    return platform.acme("capture", "prune", "--older-than", "0s").stdout
+
+
+def test_a_change_committed_late_into_a_closed_segment_is_landed_before_it_is_dropped(platform):
+    platform.acme(*ROUND, "--seed", "31")
+    platform.acme("pipeline", "run")
+    late = psycopg2.connect(platform.finance_uri)
+    try:
+        with late.cursor() as cur:
+            cur.execute(
+                "insert into operations.customers (customer_name) values ('late') "
+                "returning customer_id"
+            )
+            late_customer = cur.fetchone()[0]
+        # Prune closes segment 0 (it holds changes) with the late change in it, uncommitted:
+        # the drop must wait for the writer, then see its change and keep the segment.
+        committer = threading.Timer(1.5, late.commit)
+        committer.start()
+        kept = prune(platform)
+        committer.join()
+    finally:
+        late.close()
+    assert "dropped 0 segments" in kept
+    assert partitions(platform) == ["cdc.change_log_s0", "cdc.change_log_s1"]
+    assert "in 2 segments" in platform.acme("capture", "status").stdout
+    platform.acme("pipeline", "run")
+    assert platform.analytics(
+        "select customer_name from analytics.dim_customers where customer_id = %s",
+        (late_customer,),
+        fetch=True,
+    ) == [("late",)]
+    assert "dropped 1 segment" in prune(platform)
+    assert platform.finance("select count(*) from cdc.change_log", fetch=True) == [(0,)]
+    assert_verified(platform)
+
+
+def test_the_log_stays_flat_over_cycles_and_writers_never_fail(platform):
+    sizes = []
+    with steady_writer(platform.finance_uri, "steady", pause=0.005) as written:
+        for seed in range(40, 46):
+            platform.acme(*ROUND, "--seed", str(seed))
+            platform.acme("pipeline", "run")
+            prune(platform)
+            assert len(partitions(platform)) <= 2, "at most the closed segment and the open one"
+            sizes.append(platform.finance("select count(*) from cdc.change_log", fetch=True)[0][0])
+    assert len(written) > 100
+    # What remains is at most what was written since the previous load, never the history.
+    assert max(sizes) < staged(platform)[0] / 2
+    platform.acme("pipeline", "run")
+    assert_verified(platform)
+    steady = platform.analytics(
+        "select count(*) from analytics.dim_customers where customer_name = 'steady'", fetch=True
+    )
+    assert steady == [(len(written),)], "every write landed once"
+
+
+def test_resync_onto_a_new_log_moves_change_ids_into_a_segment_of_their_own(platform):
+    platform.acme(*ROUND, "--seed", "51")
+    platform.acme("pipeline", "run")
+    prune(platform)  # the warehouse now holds change_ids of segment 1
+    platform.acme(*ROUND, "--seed", "52")
+    platform.acme("pipeline", "run")
+    platform.acme("capture", "uninstall", "--purge")
+    platform.acme("capture", "install")  # a new log, starting again in segment 0
+    refused = platform.acme("pipeline", "run", check=False)
+    assert refused.returncode == 1 and "acme pipeline resync" in refused.stderr
+    platform.acme("pipeline", "resync")
+    assert "cdc.change_log_s1" in partitions(platform)
+    platform.finance("insert into operations.customers (customer_name) values ('after')")
+    platform.acme("pipeline", "run")
+    assert_verified(platform)
+    count, distinct = staged(platform)
+    assert count == distinct
