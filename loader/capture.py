@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from psycopg2 import errors
+from psycopg2 import errors, sql
 
 from connections.connect import connected
 from connections.errors import CaptureIncomplete, CaptureNotInstalled, first_line
@@ -40,13 +40,52 @@ def install(tables: list[str] | None = None) -> list[TableCapture]:
 
 
 def install_objects() -> None:
-    with (
-        connected(FINANCE, application_name="acme capture install") as conn,
-        conn,
-        conn.cursor() as cur,
-    ):
+    with connected(FINANCE, application_name="acme capture install") as conn:
+        prepare_plain_log(conn)
+        with conn, conn.cursor() as cur:
+            set_short_lock_wait(cur)
+            apply_sql_file(cur, "triggers/change_log.sql")
+
+
+# Where the log's first segment starts: cdc.segment_width() of sql/triggers/change_log.sql,
+# not installed yet when a plain log is prepared (tests/test_pure_functions.py checks both).
+FIRST_SEGMENT_START = 10**12
+
+
+def prepare_plain_log(conn) -> None:
+    """A log of a release before segments is a plain table that change_log.sql attaches as a
+    partition under its exclusive lock. Proving its rows fit the partition (below the first
+    segment) and its operation check would read the whole log under that lock, so they are
+    validated here first, in transactions that let writers on (VALIDATE takes SHARE UPDATE
+    EXCLUSIVE): the attach then reads no row."""
+    with conn, conn.cursor() as cur:
         set_short_lock_wait(cur)
-        apply_sql_file(cur, "triggers/change_log.sql")
+        cur.execute("select relkind::text from pg_class where oid = to_regclass('cdc.change_log')")
+        found = cur.fetchone()
+        if found is None or found[0] != "r":
+            return
+        cur.execute(
+            "select conname from pg_constraint where conrelid = 'cdc.change_log'::regclass "
+            "and conname = 'change_log_segment_bound'"
+        )
+        if cur.fetchone() is None:
+            cur.execute(
+                "alter table cdc.change_log add constraint change_log_segment_bound "
+                "check (change_id < %s) not valid",
+                (FIRST_SEGMENT_START,),
+            )
+    with conn, conn.cursor() as cur:
+        set_short_lock_wait(cur)
+        cur.execute(
+            "select conname from pg_constraint where conrelid = 'cdc.change_log'::regclass "
+            "and contype = 'c' and not convalidated"
+        )
+        for (name,) in cur.fetchall():
+            cur.execute(
+                sql.SQL("alter table cdc.change_log validate constraint {}").format(
+                    sql.Identifier(name)
+                )
+            )
 
 
 def capture_tables(tables: list[str] | None) -> list[TableCapture]:
@@ -177,17 +216,27 @@ def status() -> CaptureStatus:
 
 
 def require_installed(cur) -> None:
-    """Raises CaptureNotInstalled, with the fix, when finance_db has no change log, or one
-    installed by an older version (it lacks the load fence)."""
+    """Raises CaptureNotInstalled, with the fix, when finance_db has no change log, one
+    installed by an older version (it lacks the log's segments), or one whose sequence is
+    past its partitions."""
     if not change_log_exists(cur):
         raise CaptureNotInstalled(
             "capture is not installed on finance_db (no cdc.change_log): run `acme capture install`"
         )
-    cur.execute("select to_regclass('cdc.load_fence') is not null")
+    cur.execute("select to_regclass('cdc.log_segments') is not null")
     if not cur.fetchone()[0]:
         raise CaptureNotInstalled(
             "capture on finance_db was installed by an older version: run `acme capture "
             "install` to upgrade it in place (every change in the log is kept)"
+        )
+    cur.execute(
+        "select exists (select from cdc.log_segments where segment = cdc.current_segment())"
+    )
+    if not cur.fetchone()[0]:
+        raise CaptureNotInstalled(
+            "finance_db's change_id sequence is in a segment of the change log that has no "
+            "partition, so every captured write fails (a dump taken while `acme capture prune` "
+            "moved the sequence was restored): run `acme capture install`, which attaches it"
         )
 
 

@@ -24,6 +24,7 @@ from psycopg2 import sql
 
 from connections.connect import connected
 from connections.errors import PipelineError
+from connections.locks import PRUNE_LOCK_KEY
 from connections.settings import ANALYTICS, FINANCE
 from loader.capture import require_installed
 from loader.copy_changes import hold_loader_lock
@@ -76,13 +77,16 @@ def resync() -> ResyncResult:
 
 
 def open_segment_above(finance, highest_staged: int) -> None:
-    """Attaches the change-log segment holding the change_id after highest_staged, when the
-    sequence is below it (a restored server's may be), committed before the snapshot moves
-    the sequence there: a write whose change_id has no partition would fail."""
+    """Attaches the change-log segment holding the change_id after highest_staged, and the
+    one after it, when the sequence is below it (a restored server's may be), committed
+    before the snapshot moves the sequence there: a write whose change_id has no partition
+    would fail. After any prune running now, which attaches segments too."""
     with finance, finance.cursor() as cur:
         require_installed(cur)
+        cur.execute("select pg_advisory_xact_lock(%s)", (PRUNE_LOCK_KEY,))
         cur.execute(
-            "select cdc.open_segment(greatest(%s, cdc.next_change_id()) / cdc.segment_width())",
+            "select cdc.open_segment(segment), cdc.open_segment(segment + 1) from "
+            "(select greatest(%s, cdc.next_change_id()) / cdc.segment_width() as segment) as s",
             (highest_staged + 1,),
         )
 

@@ -57,7 +57,11 @@ def test_install_upgrades_the_previous_release_in_place(platform):
         "where inhparent = 'cdc.change_log'::regclass order by 1",
         fetch=True,
     )
-    assert partitions == [("cdc.change_log_legacy",), ("cdc.change_log_s1",)]
+    assert partitions == [
+        ("cdc.change_log_legacy",),
+        ("cdc.change_log_s1",),
+        ("cdc.change_log_s2",),
+    ]
     # Both landed whole: the old log, and the segment written since the upgrade.
     pruned = platform.acme("capture", "prune", "--older-than", "0s").stdout
     assert "dropped 2 segments of the change log" in pruned

@@ -39,17 +39,27 @@ def test_a_change_committed_late_into_a_closed_segment_is_landed_before_it_is_dr
                 "returning customer_id"
             )
             late_customer = cur.fetchone()[0]
-        # Prune closes segment 0 (it holds changes) with the late change in it, uncommitted:
-        # the drop must wait for the writer, then see its change and keep the segment.
-        committer = threading.Timer(1.5, late.commit)
+        # Prune closes segment 0 (it holds changes) with the late change in it, uncommitted.
+        # It must wait for the writer before moving the sequence (a statement still running
+        # might hand out ids past its partitions), and the drop must see its change then.
+        seen_before_commit = []
+
+        def commit_late() -> None:
+            seen_before_commit.append(
+                platform.finance("select cdc.current_segment()", fetch=True)[0][0]
+            )
+            late.commit()
+
+        committer = threading.Timer(3, commit_late)
         committer.start()
         kept = prune(platform)
         committer.join()
     finally:
         late.close()
+    assert seen_before_commit == [0], "the sequence moved while a writer was still open"
     assert "dropped 0 segments" in kept
-    assert partitions(platform) == ["cdc.change_log_s0", "cdc.change_log_s1"]
-    assert "in 2 segments" in platform.acme("capture", "status").stdout
+    assert partitions(platform) == ["cdc.change_log_s0", "cdc.change_log_s1", "cdc.change_log_s2"]
+    assert "in 3 segments" in platform.acme("capture", "status").stdout
     platform.acme("pipeline", "run")
     assert platform.analytics(
         "select customer_name from analytics.dim_customers where customer_id = %s",
@@ -68,7 +78,7 @@ def test_the_log_stays_flat_over_cycles_and_writers_never_fail(platform):
             platform.acme(*ROUND, "--seed", str(seed))
             platform.acme("pipeline", "run")
             prune(platform)
-            assert len(partitions(platform)) <= 2, "at most the closed segment and the open one"
+            assert len(partitions(platform)) <= 3, "at most one closed, the current, the next"
             sizes.append(platform.finance("select count(*) from cdc.change_log", fetch=True)[0][0])
     assert len(written) > 100
     # What remains is at most what was written since the previous load, never the history.
@@ -98,3 +108,21 @@ def test_resync_onto_a_new_log_moves_change_ids_into_a_segment_of_their_own(plat
     assert_verified(platform)
     count, distinct = staged(platform)
     assert count == distinct
+
+
+def test_a_sequence_restored_past_the_partitions_is_named_and_install_puts_it_right(platform):
+    """A dump taken while prune moved the sequence can restore it into a segment the dump
+    holds no partition for: every captured write fails until `acme capture install`."""
+    platform.acme("pipeline", "run")
+    platform.finance(
+        "select setval(pg_get_serial_sequence('cdc.change_log', 'change_id'), "
+        "5 * cdc.segment_width(), false)"
+    )
+    refused = platform.acme("pipeline", "run", check=False)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "run `acme capture install`, which attaches it" in refused.stderr
+    platform.acme("capture", "install")
+    assert {"cdc.change_log_s5", "cdc.change_log_s6"} <= set(partitions(platform))
+    platform.finance("insert into operations.customers (customer_name) values ('restored')")
+    platform.acme("pipeline", "run")
+    assert_verified(platform)

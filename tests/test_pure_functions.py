@@ -10,8 +10,9 @@ import threading
 import pytest
 
 from connections.errors import ConfigurationError, first_line
-from connections.settings import parse_uri, redact
+from connections.settings import PROJECT_ROOT, parse_uri, redact
 from exporter.reports import REPORTS, export_query, read_order_statuses
+from loader.capture import FIRST_SEGMENT_START
 from loader.copy_changes import LoadResult
 from loader.page_stream import _END, StreamCancelled, _Reader, _Writer
 from pipeline.cycle import CycleResult
@@ -144,3 +145,8 @@ def test_a_cycle_line_says_what_was_loaded_and_built():
     assert built == "loaded 3 changes in 1 batches (0.25s, 12 changes/s); dbt build 9 nodes in 1.5s"
     idle = CycleResult(LoadResult(), None).describe()
     assert idle.endswith("; nothing new, no build") and "0 changes/s" in idle
+
+
+def test_the_plain_log_is_prepared_for_the_first_segment_the_sql_installs():
+    installed = (PROJECT_ROOT / "sql" / "triggers" / "change_log.sql").read_text()
+    assert f"as $$ select {FIRST_SEGMENT_START}::bigint $$" in installed

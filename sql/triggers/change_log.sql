@@ -31,18 +31,19 @@ create schema if not exists cdc authorization acme_capture;
 -- PgQ rotates its event tables for the same reason). Segment n holds change_ids
 -- [n * 10^12, (n + 1) * 10^12): wide enough that a segment never fills between two prunes
 -- (10^12 changes are 30 years at 1,000 a second), so a write always finds its partition.
--- Prune closes the current segment by moving the change_id sequence into the next one, whose
--- partition it has attached and committed first.
+-- The segment after the current one is always attached too, empty: prune closes the current
+-- segment by moving the change_id sequence into a partition every running statement already
+-- sees (a statement fixes the partitions it can write to when it starts).
 create or replace function cdc.segment_width() returns bigint
 language sql immutable
 as $$ select 1000000000000::bigint $$;
 
--- The segments: the partition holding each, when it was opened, and when prune closed it
--- by moving the sequence past it (every change in a closed segment was written before).
+-- The segments: the partition holding each, and when prune closed it by moving the sequence
+-- past it (every change in a closed segment was written before).
 create table if not exists cdc.log_segments (
     segment bigint primary key,
     partition_name text not null,
-    opened_at timestamptz not null default clock_timestamp(),
+    attached_at timestamptz not null default clock_timestamp(),
     closed_at timestamptz
 );
 
@@ -83,6 +84,10 @@ begin
     if exists (select from cdc.log_segments where segment = n) then
         return;
     end if;
+    if n < cdc.current_segment() then
+        raise exception 'segment % is below the current segment %: it would never be written',
+            n, cdc.current_segment();
+    end if;
     execute format(
         'create table cdc.%I (like cdc.change_log including constraints)', partition_name
     );
@@ -98,20 +103,18 @@ alter function cdc.open_segment(bigint) owner to acme_capture;
 revoke all on function cdc.open_segment(bigint) from public;
 
 -- A log installed by a version before segments is a plain table: it becomes the partition
--- below the first segment, in place. Its lock keeps writers out until commit (they wait;
--- none fails); checking its rows against the partition's bound and the operation check
--- scans it twice under that lock, once. Every change in it stays where the loader reads it.
+-- below the first segment, in place, under its exclusive lock (writers wait; none fails).
+-- `acme capture install` first validates, in transactions of their own that let writers on,
+-- a check that its change_ids lie below the first segment and its operation check
+-- (loader/capture.py), so attaching it reads none of its rows; a check that is not there or
+-- not valid is put right here, at the cost of reading the log under the lock. Every change in
+-- it stays where the loader reads it. The loader's former right to delete from it goes.
 do $$
 declare
-    boundary bigint;
+    boundary bigint := cdc.segment_width();
 begin
     if (select relkind from pg_class where oid = to_regclass('cdc.change_log')) = 'r' then
         lock table cdc.change_log in access exclusive mode;
-        boundary := (
-            coalesce(
-                pg_sequence_last_value(pg_get_serial_sequence('cdc.change_log', 'change_id')), 0
-            ) / cdc.segment_width() + 1
-        ) * cdc.segment_width();
         alter table cdc.change_log rename to change_log_legacy;
         alter index if exists cdc.change_log_pkey rename to change_log_legacy_pkey;
         alter index if exists cdc.change_log_txid_change_id_idx
@@ -119,26 +122,41 @@ begin
         alter index if exists cdc.change_log_schema_events_idx
         rename to change_log_legacy_schema_events_idx;
         alter table cdc.change_log_legacy alter column change_id drop identity;
-        alter table cdc.change_log_legacy drop constraint if exists change_log_operation_check;
+        revoke all on cdc.change_log_legacy from acme_loader;
         perform cdc.create_change_log();
         execute format(
             'alter table cdc.change_log alter column change_id restart with %s', boundary
         );
-        execute (
-            select format(
-                'alter table cdc.change_log_legacy add constraint %I %s',
-                conname, pg_get_constraintdef(oid)
-            )
-            from pg_constraint
-            where conrelid = 'cdc.change_log'::regclass and conname = 'change_log_operation_check'
-        );
+        if not exists (
+            select from pg_constraint as legacy, pg_constraint as parent
+            where
+                legacy.conrelid = 'cdc.change_log_legacy'::regclass
+                and parent.conrelid = 'cdc.change_log'::regclass
+                and legacy.conname = 'change_log_operation_check'
+                and parent.conname = 'change_log_operation_check'
+                and legacy.convalidated
+                and pg_get_constraintdef(legacy.oid) = pg_get_constraintdef(parent.oid)
+        ) then
+            alter table cdc.change_log_legacy drop constraint if exists change_log_operation_check;
+            execute (
+                select format(
+                    'alter table cdc.change_log_legacy add constraint %I %s',
+                    conname, pg_get_constraintdef(oid)
+                )
+                from pg_constraint
+                where
+                    conrelid = 'cdc.change_log'::regclass
+                    and conname = 'change_log_operation_check'
+            );
+        end if;
         execute format(
             'alter table cdc.change_log attach partition cdc.change_log_legacy '
             'for values from (minvalue) to (%s)',
             boundary
         );
-        insert into cdc.log_segments (segment, partition_name, opened_at)
-        values (boundary / cdc.segment_width() - 1, 'change_log_legacy', '-infinity');
+        alter table cdc.change_log_legacy drop constraint if exists change_log_segment_bound;
+        insert into cdc.log_segments (segment, partition_name)
+        values (boundary / cdc.segment_width() - 1, 'change_log_legacy');
     end if;
 end;
 $$;
@@ -154,9 +172,10 @@ create index if not exists change_log_txid_change_id_idx on cdc.change_log (txid
 create index if not exists change_log_schema_events_idx on cdc.change_log (txid, change_id)
 where operation = 'SCHEMA';
 
--- The change_id the next change will get (the sequence is not advanced).
+-- The change_id the next change will get (the sequence is not advanced). SECURITY DEFINER:
+-- the loader reads it, and has no right on the sequence.
 create or replace function cdc.next_change_id() returns bigint
-language plpgsql stable
+language plpgsql stable security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
@@ -170,14 +189,19 @@ begin
 end;
 $$;
 
+alter function cdc.next_change_id() owner to acme_capture;
+
 -- The segment writes go to now.
 create or replace function cdc.current_segment() returns bigint
 language sql stable
 set search_path = pg_catalog, pg_temp
 as $$ select cdc.next_change_id() / cdc.segment_width() $$;
 
--- The first segment of a new log, or the one an upgraded log continues in.
+-- The segment writes go to, and the one after it (a new log's first two, an upgraded log's
+-- next two; after a restore of a dump taken while prune moved the sequence, the one it moved
+-- into).
 select cdc.open_segment(cdc.current_segment());
+select cdc.open_segment(cdc.current_segment() + 1);
 
 -- Which change log this is. change_ids are unique within one log; a log dropped and
 -- installed again starts them afresh, so the loader keeps this id with its watermark and
@@ -609,10 +633,10 @@ revoke all on function cdc.close_passed_segments() from public;
 
 -- Makes next_change_id the next change_id handed out, unless the sequence is past it already
 -- (it never moves back), and returns the next change_id. Its segment's partition must be
--- attached and committed first: setval is not undone by a rollback, and a write whose
--- change_id has no partition would fail. The caller keeps writers from passing
--- next_change_id meanwhile (it is in a segment no writer has reached, or the captured
--- tables are locked).
+-- attached, committed, and seen by every statement still running (the caller waits them
+-- out): setval is not undone by a rollback, and a write whose change_id has no partition
+-- fails. The caller keeps writers from passing next_change_id meanwhile (it is in a segment
+-- no writer has reached, or the captured tables are locked).
 create or replace function cdc.advance_change_ids(next_change_id bigint) returns bigint
 language plpgsql security definer
 set search_path = pg_catalog, pg_temp
@@ -624,6 +648,12 @@ begin
     -- moved it, and the second move it back.
     lock table cdc.log_segments in share row exclusive mode;
     if next_change_id > cdc.next_change_id() then
+        if not exists (
+            select from cdc.log_segments where segment = next_change_id / cdc.segment_width()
+        ) then
+            raise exception 'change_id % is in no attached segment: a write would fail',
+                next_change_id;
+        end if;
         perform setval(sequence_name, next_change_id, false);
     end if;
     perform cdc.close_passed_segments();
@@ -634,37 +664,47 @@ $$;
 alter function cdc.advance_change_ids(bigint) owner to acme_capture;
 revoke all on function cdc.advance_change_ids(bigint) from public;
 
--- Opens the segment after the current one when the current one holds changes and was opened
--- longer ago than the retention, and returns it (null when it stays): `acme capture prune`
--- then moves the sequence into it, so the current segment closes and can be dropped once it
--- is landed and older than the retention. A log therefore keeps between one and two
--- retention periods of changes.
-create or replace function cdc.open_next_segment(retention interval) returns bigint
+-- Waits until no transaction that has written to the log is still open, and keeps new ones
+-- out until the caller's transaction ends: the caller (prune, with a short lock_timeout) then
+-- moves the sequence into a partition every statement that runs afterwards sees.
+create or replace function cdc.wait_for_log_writers() returns void
 language plpgsql security definer
 set search_path = pg_catalog, pg_temp
 as $$
-declare
-    current_segment bigint := cdc.current_segment();
-    current_partition text;
-    holds_changes boolean;
 begin
-    select partition_name into current_partition
-    from cdc.log_segments
-    where segment = current_segment and opened_at < now() - retention;
-    if current_partition is null then
-        return null;
-    end if;
-    execute format('select exists (select from cdc.%I)', current_partition) into holds_changes;
-    if not holds_changes then
-        return null;
-    end if;
-    perform cdc.open_segment(current_segment + 1);
-    return current_segment + 1;
+    lock table only cdc.change_log in share mode;
 end;
 $$;
 
-alter function cdc.open_next_segment(interval) owner to acme_capture;
-revoke all on function cdc.open_next_segment(interval) from public;
+alter function cdc.wait_for_log_writers() owner to acme_capture;
+revoke all on function cdc.wait_for_log_writers() from public;
+
+-- Whether the current segment is due to close: its first change (in the loader's order) is
+-- older than the retention. Closed, it can be dropped once landed and closed longer ago than
+-- the retention, so a log keeps between one and two retention periods of changes.
+create or replace function cdc.segment_due_to_close(retention interval) returns boolean
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    current_partition text;
+    first_change_at timestamptz;
+begin
+    select partition_name into current_partition
+    from cdc.log_segments
+    where segment = cdc.current_segment();
+    if current_partition is null then
+        return false;
+    end if;
+    execute format(
+        'select changed_at from cdc.%I order by txid, change_id limit 1', current_partition
+    ) into first_change_at;
+    return first_change_at < now() - retention;
+end;
+$$;
+
+alter function cdc.segment_due_to_close(interval) owner to acme_capture;
+revoke all on function cdc.segment_due_to_close(interval) from public;
 
 -- Drops, oldest first, the closed segments closed longer ago than the retention whose every
 -- change is at or below the warehouse's watermark, and records in cdc.prune_state how far the
@@ -682,11 +722,17 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
     candidate record;
+    landed_check text;
     locked boolean := false;
     landed boolean;
     pruned_txid xid8;
     pruned_change_id bigint;
 begin
+    -- The check under the lock must see what committed while the lock was awaited.
+    if current_setting('transaction_isolation') <> 'read committed' then
+        raise exception 'cdc.drop_landed_segments() must run in READ COMMITTED, not %',
+            current_setting('transaction_isolation');
+    end if;
     perform cdc.close_passed_segments();
     for candidate in
         select log_segments.segment, log_segments.partition_name
@@ -694,16 +740,35 @@ begin
         where log_segments.closed_at < now() - retention
         order by log_segments.segment
     loop
-        for attempt in 1..2 loop
-            execute format(
-                'select not exists (select from cdc.%I where (txid, change_id) > ($1, $2))',
-                candidate.partition_name
-            ) into landed using through_txid, through_change_id;
-            exit when locked or not landed;
-            lock table cdc.change_log in access exclusive mode;
-            locked := true;
-        end loop;
+        landed_check := format(
+            'select not exists (select from cdc.%I where (txid, change_id) > ($1, $2))',
+            candidate.partition_name
+        );
+        execute landed_check into landed using through_txid, through_change_id;
         exit when not landed;
+        if not locked then
+            -- The segment first, waiting long enough for autovacuum to be cancelled (it
+            -- yields after deadlock_timeout); it blocks no writer, as writes go to the
+            -- current segment. Then the log itself, ONLY: its other partitions need no
+            -- lock, and the parent's keeps every writer and reader out. The check again,
+            -- now final.
+            perform set_config('lock_timeout', '5s', true);
+            execute format('lock table cdc.%I in access exclusive mode', candidate.partition_name);
+            perform set_config('lock_timeout', '200ms', true);
+            lock table only cdc.change_log in access exclusive mode;
+            locked := true;
+            execute landed_check into landed using through_txid, through_change_id;
+            exit when not landed;
+        else
+            -- Writers are waiting on the log's lock: no wait for another segment's.
+            begin
+                execute format(
+                    'lock table cdc.%I in access exclusive mode nowait', candidate.partition_name
+                );
+            exception when lock_not_available then
+                exit;
+            end;
+        end if;
         execute format(
             'select txid, change_id from cdc.%I order by txid desc, change_id desc limit 1',
             candidate.partition_name
@@ -744,7 +809,8 @@ grant select on cdc.log_segments, cdc.prune_state to acme_loader;
 revoke insert, update on cdc.prune_state from acme_loader;
 grant execute on function
 cdc.drop_landed_segments(xid8, bigint, interval),
-cdc.open_next_segment(interval),
+cdc.segment_due_to_close(interval),
+cdc.wait_for_log_writers(),
 cdc.advance_change_ids(bigint),
 cdc.open_segment(bigint)
 to acme_loader;
