@@ -5,7 +5,7 @@ with no retention drops it, timed as `acme capture prune` runs it. Then CYCLES r
 write, load and prune, the log's on-disk size read after each load, before its prune: with
 whole segments dropped it stays one round's size, where DELETE left dead rows for vacuum.
 The baseline of the drop is the same prune on one round's segment: a drop reads no rows, so
-the two should cost about the same."""
+what the larger one pays more is unlinking its files."""
 
 from __future__ import annotations
 
