@@ -712,8 +712,8 @@ revoke all on function cdc.segment_due_to_close(interval) from public;
 -- writer still in its transaction (the caller sets a short lock_timeout and tries again, so
 -- no writer waits long); no change can enter a closed segment after that, so the check taken
 -- under the lock is final. Nothing here reads a segment's rows: the checks are index probes,
--- so a drop costs the same for a segment of ten changes or ten million. Returns each dropped
--- segment with its last change in the loader's order.
+-- and a drop costs what unlinking the segment's files does. Returns each dropped segment with
+-- its last change in the loader's order.
 create or replace function cdc.drop_landed_segments(
     through_txid xid8, through_change_id bigint, retention interval
 ) returns table (segment bigint, last_txid xid8, last_change_id bigint)
