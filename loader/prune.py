@@ -58,7 +58,9 @@ def prune(retention_seconds: float) -> PruneResult:
                     "another `acme capture prune` is running on finance_db: let it finish"
                 )
             check_same_source(watermark, source_identity(cur))
-        retry_on_lock_conflict(lambda: close_due_segment(finance, retention_seconds), "prune")
+        retry_on_lock_conflict(
+            lambda: close_due_segment(finance, retention_seconds), "capture prune"
+        )
         wait_for_readers(finance)
         dropped = retry_on_lock_conflict(
             lambda: drop_landed_segments(finance, watermark, retention_seconds), "capture prune"
