@@ -208,10 +208,15 @@ def status() -> CaptureStatus:
         )
         count, oldest, newest = cur.fetchone()
         faults = capture_faults(cur) if tables else []
-        cur.execute("select count(*) from pg_partition_tree('cdc.change_log') where isleaf")
-        segments = cur.fetchone()[0]
         return CaptureStatus(
-            True, tables, count, oldest, newest, faults, schema_changes_captured(cur), segments
+            True,
+            tables,
+            count,
+            oldest,
+            newest,
+            faults,
+            schema_changes_captured(cur),
+            segment_count(cur),
         )
 
 
@@ -277,6 +282,12 @@ def schema_changes_captured(cur) -> bool:
     cur.execute(
         "select exists (select from pg_event_trigger where evtname = 'acme_capture_schema')"
     )
+    return cur.fetchone()[0]
+
+
+def segment_count(cur) -> int:
+    """The change log's segments: its partitions, an upgraded log's legacy one too."""
+    cur.execute("select count(*) from pg_partition_tree('cdc.change_log') where isleaf")
     return cur.fetchone()[0]
 
 

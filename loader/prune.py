@@ -14,6 +14,8 @@ an older watermark is told, not misled.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from psycopg2.extensions import ISOLATION_LEVEL_READ_COMMITTED
@@ -22,7 +24,7 @@ from connections.connect import connected
 from connections.errors import PipelineError
 from connections.locks import PRUNE_LOCK_KEY
 from connections.settings import ANALYTICS, FINANCE
-from loader.capture import require_installed
+from loader.capture import require_installed, segment_count
 from loader.locking import GIVE_UP_SECONDS, retry_on_lock_conflict, set_short_lock_wait
 from loader.watermark import Watermark, check_same_source, read_watermark, source_identity
 
@@ -66,10 +68,18 @@ def prune(retention_seconds: float) -> PruneResult:
             lambda: drop_landed_segments(finance, watermark, retention_seconds), "capture prune"
         )
         with finance, finance.cursor() as cur:
-            cur.execute("select count(*) from cdc.log_segments")
-            kept = cur.fetchone()[0]
+            kept = segment_count(cur)
     through = max(((txid, change_id) for _segment, txid, change_id in dropped), default=None)
     return PruneResult(len(dropped), through[1] if through else None, kept)
+
+
+@contextmanager
+def as_loader(finance) -> Iterator:
+    """One transaction as acme_loader, its lock waits short: yields the cursor."""
+    with finance, finance.cursor() as cur:
+        cur.execute("set local role acme_loader")
+        set_short_lock_wait(cur)
+        yield cur
 
 
 def close_due_segment(finance, retention_seconds: float) -> None:
@@ -80,13 +90,9 @@ def close_due_segment(finance, retention_seconds: float) -> None:
     that can still be handing out change_ids, and could not write into it: the log's SHARE
     lock waits every writer out (a short wait at a time, so writers queue behind it no
     longer than that) before the sequence moves."""
-    with finance, finance.cursor() as cur:
-        cur.execute("set local role acme_loader")
-        set_short_lock_wait(cur)
+    with as_loader(finance) as cur:
         cur.execute("select cdc.open_segment(cdc.current_segment() + 1)")
-    with finance, finance.cursor() as cur:
-        cur.execute("set local role acme_loader")
-        set_short_lock_wait(cur)
+    with as_loader(finance) as cur:
         cur.execute(
             "select cdc.segment_due_to_close(make_interval(secs => %s))", (retention_seconds,)
         )
@@ -96,9 +102,7 @@ def close_due_segment(finance, retention_seconds: float) -> None:
         cur.execute(
             "select cdc.advance_change_ids((cdc.current_segment() + 1) * cdc.segment_width())"
         )
-    with finance, finance.cursor() as cur:
-        cur.execute("set local role acme_loader")
-        set_short_lock_wait(cur)
+    with as_loader(finance) as cur:
         cur.execute("select cdc.open_segment(cdc.current_segment() + 1)")
 
 
@@ -120,9 +124,7 @@ def wait_for_readers(finance) -> None:
 def drop_landed_segments(
     finance, watermark: Watermark, retention_seconds: float
 ) -> list[tuple[int, int, int]]:
-    with finance, finance.cursor() as cur:
-        cur.execute("set local role acme_loader")
-        set_short_lock_wait(cur)
+    with as_loader(finance) as cur:
         cur.execute(
             "select segment, last_txid::text::bigint, last_change_id "
             "from cdc.drop_landed_segments(%s::text::xid8, %s, make_interval(secs => %s))",
