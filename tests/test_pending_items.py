@@ -149,7 +149,11 @@ def test_a_rebuilt_version_table_is_recounted_not_added_again(platform, tmp_path
     platform.finance(SECOND_ROUND)
     load_changes()
     rebuilt = dbt_by_hand(
-        "run", "--full-refresh", "--select", "fact_orders", "fact_order_items",
+        "run",
+        "--full-refresh",
+        "--select",
+        "fact_orders",
+        "fact_order_items",
         "fact_pending_order_items",
     )
     assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
