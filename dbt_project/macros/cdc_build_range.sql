@@ -142,9 +142,10 @@
     they have not applied yet would be evaluated against stale rows now and never again (the
     next build starts after this range). Fails the build instead (dbt run --select the
     upstream models first). through_load_id is a literal (0 when not executing: no check).
+    Only commands that build check: dbt compile and docs generate build nothing.
 -#}
 {% macro cdc_require_applied_through(model_names, through_load_id) -%}
-    {%- if execute -%}
+    {%- if execute and flags.WHICH in ['build', 'run', 'retry'] -%}
         {%- set applied = cdc_applied_loads_of(model_names) -%}
         {%- for model_name in model_names -%}
             {%- if applied.get(model_name, 0) < through_load_id | int -%}

@@ -5,10 +5,11 @@
     (fact_pending_order_items, read by agg_pending_items_by_product). Each row is one version
     of a key: added_load_id is the range that added it, removed_load_id the range that
     retired it (null while current). The model's incremental run emits two kinds of rows:
-      * a current version to retire: its key and added_load_id, with removed_load_id set;
+      * a current version to retire: its key, with removed_load_id set to the build's range;
       * a new current version: removed_load_id null.
-    Applying it: retire the versions named, then insert the new ones. Both statements run in
-    the model's transaction, so readers see the old versions or the new ones.
+    Applying it: retire the current version of each key emitted with a removed_load_id (one
+    build retires with one range, so one value), then insert the new ones. Both statements
+    run in the model's transaction, so readers see the old versions or the new ones.
 
     arg_dict is dbt's: target_relation, temp_relation, unique_key (the key column),
     dest_columns (the target's columns).
@@ -17,14 +18,21 @@
 {% set dest_columns_csv = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) %}
 {% set key_column = adapter.quote(version_apply_key(arg_dict['unique_key'])) %}
 
-    update {{ arg_dict['target_relation'] }} as target_rows
-    set removed_load_id = retired_rows.removed_load_id
-    from {{ arg_dict['temp_relation'] }} as retired_rows
+    -- Each key has one current version, so the key finds it: as an array, the keys are
+    -- looked up in the key's index whatever the planner guesses of the unanalyzed temporary
+    -- table (a join was planned as a scan of every version).
+    update {{ arg_dict['target_relation'] }}
+    set removed_load_id = (
+        select max(retired_rows.removed_load_id)
+        from {{ arg_dict['temp_relation'] }} as retired_rows
+    )
     where
-        retired_rows.removed_load_id is not null
-        and target_rows.{{ key_column }} = retired_rows.{{ key_column }}
-        and target_rows.added_load_id = retired_rows.added_load_id
-        and target_rows.removed_load_id is null;
+        {{ key_column }} = any(array(
+            select retired_rows.{{ key_column }}
+            from {{ arg_dict['temp_relation'] }} as retired_rows
+            where retired_rows.removed_load_id is not null
+        ))
+        and removed_load_id is null;
 
     insert into {{ arg_dict['target_relation'] }} ({{ dest_columns_csv }})
     select {{ dest_columns_csv }}

@@ -43,7 +43,9 @@
 {%- endif %}
 with
 
-versions as (
+-- Not materialized: read twice, and a materialized copy would cost a scan of every version
+-- where an index probe does.
+versions as not materialized (
     select * from {{ versions_relation }}
 ),
 
@@ -95,8 +97,8 @@ versions as (
 
 {% else %}
 
-    -- The versions whose currency changed between the range applied and this one: added
-    -- after it (and not retired again by now), or retired after it.
+    -- The versions added or retired after the range applied (the newer of both stamps, in
+    -- one index); those whose currency differs between that range and this one count.
     changed_versions as (
         select
             versions.product_id,
@@ -104,15 +106,7 @@ versions as (
             {{ version_is_live('versions', applied_load_id) }} as was_current,
             {{ version_is_live('versions', state_through) }} as is_current
         from versions
-        where
-            (
-                versions.added_load_id > {{ applied_load_id }}
-                and versions.added_load_id <= {{ state_through }}
-            )
-            or (
-                versions.removed_load_id > {{ applied_load_id }}
-                and versions.removed_load_id <= {{ state_through }}
-            )
+        where coalesce(versions.removed_load_id, versions.added_load_id) > {{ applied_load_id }}
     ),
 
     product_changes as (

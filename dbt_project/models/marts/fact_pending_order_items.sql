@@ -13,8 +13,7 @@
             {'columns': ['order_item_id', 'added_load_id'], 'unique': true},
             {'columns': ['order_id']},
             {'columns': ['product_id', 'updated_at']},
-            {'columns': ['added_load_id']},
-            {'columns': ['removed_load_id']},
+            {'columns': ['coalesce(removed_load_id, added_load_id)']},
         ],
         post_hook=["{{ prune_pending_item_versions() }}"],
     )
@@ -45,15 +44,32 @@
 
 with
 
-orders as (
+-- Not materialized: each is read more than once, and a materialized copy of a whole mart
+-- would cost a scan of it where an index probe does.
+orders as not materialized (
     select * from {{ ref('fact_orders') }}
 ),
 
-order_items as (
+order_items as not materialized (
     select * from {{ ref('fact_order_items') }}
 ),
 
-{% if not reevaluate_all %}
+{% if reevaluate_all %}
+
+    pending_items as (
+        select
+            order_items.order_item_id,
+            order_items.order_id,
+            order_items.product_id,
+            order_items.quantity,
+            greatest(order_items.updated_at, orders.updated_at) as updated_at
+        from order_items
+        inner join orders
+            on order_items.order_id = orders.order_id
+        where {{ is_pending_order('orders.status') }}
+    ),
+
+{% else %}
 
     -- The orders and items with changes in the loads this build applies: an order's change
     -- (its status, its updated_at, its delete) can move every item of it in or out.
@@ -66,65 +82,82 @@ order_items as (
     ),
 
     changed_items as (
-        select order_item_id
+        select distinct order_item_id
         from {{ staged_order_items }}
         where
             load_id > {{ applied_load_id }} and load_id <= {{ through_load_id }}
             and order_item_id is not null
     ),
 
-    -- The items whose version may change: changed ones, and those of changed orders, both
-    -- as the marts hold them now and as this model holds them (an item that left the order,
-    -- or whose order was deleted, is only here).
-    affected_items as (
-        select order_item_id from changed_items
-
-        union
-
-        select order_items.order_item_id
+    -- Only a changed order that is pending now needs its items looked up: one that is not
+    -- can only retire the versions this model holds for it (found by order_id below).
+    changed_pending_orders as (
+        select
+            orders.order_id,
+            orders.updated_at
         from changed_orders
+        inner join orders
+            on changed_orders.order_id = orders.order_id
+        where {{ is_pending_order('orders.status') }}
+    ),
+
+    -- What the affected items hold now: every item of a changed pending order, and each
+    -- changed item whose order is pending.
+    pending_items as (
+        select
+            order_items.order_item_id,
+            order_items.order_id,
+            order_items.product_id,
+            order_items.quantity,
+            greatest(order_items.updated_at, changed_pending_orders.updated_at) as updated_at
+        from changed_pending_orders
         inner join order_items
-            on changed_orders.order_id = order_items.order_id
+            on changed_pending_orders.order_id = order_items.order_id
 
         union
 
-        select current_versions.order_item_id
-        from changed_orders
-        inner join {{ this }} as current_versions
-            on
-                changed_orders.order_id = current_versions.order_id
-                and current_versions.removed_load_id is null
+        select
+            order_items.order_item_id,
+            order_items.order_id,
+            order_items.product_id,
+            order_items.quantity,
+            greatest(order_items.updated_at, orders.updated_at) as updated_at
+        from changed_items
+        inner join order_items
+            on changed_items.order_item_id = order_items.order_item_id
+        inner join orders
+            on order_items.order_id = orders.order_id
+        where {{ is_pending_order('orders.status') }}
     ),
 
 {% endif %}
 
-pending_items as (
-    select
-        order_items.order_item_id,
-        order_items.order_id,
-        order_items.product_id,
-        order_items.quantity,
-        greatest(order_items.updated_at, orders.updated_at) as updated_at
-    from order_items
-    {% if not reevaluate_all %}
-        inner join affected_items
-            on order_items.order_item_id = affected_items.order_item_id
-    {% endif %}
-    inner join orders
-        on order_items.order_id = orders.order_id
-    where {{ is_pending_order('orders.status') }}
-),
-
 {% if is_incremental() %}
 
+    -- The current versions of the affected items: the changed items', and those of the
+    -- changed orders (an item of a changed order that is not a changed item has not moved,
+    -- so its version is under that order).
     previous_versions as (
-        select current_versions.*
-        from {{ this }} as current_versions
-        {% if not reevaluate_all %}
-            inner join affected_items
-                on current_versions.order_item_id = affected_items.order_item_id
+        {% if reevaluate_all %}
+            select current_versions.*
+            from {{ this }} as current_versions
+            where current_versions.removed_load_id is null
+        {% else %}
+            -- two index probes per key, where an "or" of the two would scan every version
+            select current_versions.*
+            from changed_items
+            inner join {{ this }} as current_versions
+                on changed_items.order_item_id = current_versions.order_item_id
+            where current_versions.removed_load_id is null
+
+            union
+
+            select current_versions.*
+            from changed_orders
+            inner join {{ this }} as current_versions
+                on changed_orders.order_id = current_versions.order_id
+            where current_versions.removed_load_id is null
         {% endif %}
-        where current_versions.removed_load_id is null
     ),
 
     -- A version that no longer holds is retired; an unchanged one stays current, so a
