@@ -19,13 +19,14 @@
 {%- endmacro %}
 
 {#-
-    The oid of a relation, as a literal (0 when not executing): agg_pending_items_by_product
-    stores the one of the fact_pending_order_items table it read.
+    The oid of a relation, as a literal (0 when not executing, or when it does not exist yet:
+    dbt compile before the first build): agg_pending_items_by_product stores the one of the
+    fact_pending_order_items table it read.
 -#}
 {% macro relation_oid(relation) -%}
     {%- if execute -%}
         {{- return(run_query(
-            "select '" ~ relation ~ "'::regclass::oid::bigint"
+            "select coalesce(to_regclass('" ~ relation ~ "')::oid::bigint, 0)"
         ).columns[0].values()[0]) -}}
     {%- endif -%}
     {{- return(0) -}}
