@@ -6,16 +6,18 @@
     never runs while that model reads the versions.
 -#}
 {% macro prune_pending_item_versions() -%}
+    -- a range in the removed_load_id index: retired versions only (nulls never match)
     delete from {{ this }} as versions
-    where
-        versions.removed_load_id is not null
-        and not exists (
-            select
-            from {{ source('cdc', 'applied_loads') }} as applied
-            where
-                applied.model_name = 'agg_pending_items_by_product'
-                and applied.through_load_id < versions.removed_load_id
+    where versions.removed_load_id <= (
+        select coalesce(
+            (
+                select applied.through_load_id
+                from {{ source('cdc', 'applied_loads') }} as applied
+                where applied.model_name = 'agg_pending_items_by_product'
+            ),
+            9223372036854775807
         )
+    )
 {%- endmacro %}
 
 {#-

@@ -14,6 +14,7 @@
             {'columns': ['order_id']},
             {'columns': ['product_id', 'updated_at']},
             {'columns': ['coalesce(removed_load_id, added_load_id)']},
+            {'columns': ['removed_load_id']},
         ],
         post_hook=["{{ prune_pending_item_versions() }}"],
     )
