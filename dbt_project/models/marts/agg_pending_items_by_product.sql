@@ -2,8 +2,9 @@
 -- their latest change time: reports.pending_items without reading every pending item. An
 -- incremental run adds the versions of fact_pending_order_items that became current after
 -- the range this model applied and subtracts those retired since; the latest change time,
--- a max that cannot be subtracted, is looked up again for those products only (an index
--- probe each). A product left with no pending item is dropped (post-hook).
+-- a max that cannot be subtracted, is looked up again (an index probe) only for a product
+-- whose retired versions held it. A product left with no pending item is dropped
+-- (post-hook).
 {{
     config(
         incremental_strategy='delete+insert',
@@ -97,16 +98,29 @@ versions as not materialized (
 
 {% else %}
 
-    -- The versions added or retired after the range applied (the newer of both stamps, in
-    -- one index); those whose currency differs between that range and this one count.
+    -- The versions added or retired after the range applied: those retired since (the
+    -- removed_load_id index), and the current ones added since (the added_load_id index of
+    -- current versions); those whose currency differs between that range and this one count.
     changed_versions as (
         select
             versions.product_id,
             versions.quantity,
+            versions.updated_at,
             {{ version_is_live('versions', applied_load_id) }} as was_current,
             {{ version_is_live('versions', state_through) }} as is_current
         from versions
-        where coalesce(versions.removed_load_id, versions.added_load_id) > {{ applied_load_id }}
+        where versions.removed_load_id > {{ applied_load_id }}
+
+        union all
+
+        select
+            versions.product_id,
+            versions.quantity,
+            versions.updated_at,
+            {{ version_is_live('versions', applied_load_id) }} as was_current,
+            {{ version_is_live('versions', state_through) }} as is_current
+        from versions
+        where versions.removed_load_id is null and versions.added_load_id > {{ applied_load_id }}
     ),
 
     product_changes as (
@@ -116,7 +130,9 @@ versions as not materialized (
                 case when is_current then quantity else 0 end
                 - case when was_current then quantity else 0 end
             ) as quantity_change,
-            sum(is_current::int - was_current::int) as item_count_change
+            sum(is_current::int - was_current::int) as item_count_change,
+            max(case when is_current then updated_at end) as added_max,
+            max(case when was_current then updated_at end) as retired_max
         from changed_versions
         where is_current != was_current
         group by product_id
@@ -131,26 +147,48 @@ versions as not materialized (
             (
                 coalesce(previous_totals.pending_item_count, 0)
                 + product_changes.item_count_change
-            )::bigint as pending_item_count
+            )::bigint as pending_item_count,
+            previous_totals.last_updated as previous_last_updated,
+            product_changes.added_max,
+            product_changes.retired_max
         from product_changes
         left join {{ this }} as previous_totals
             on product_changes.product_id = previous_totals.product_id
     ),
 
-    -- The max again, from the current versions: the one a retired version held may be gone.
-    -- One backward probe of the (product_id, updated_at) index per product.
+    -- The max: the previous one or an added version's, unless a retired version held it
+    -- (or there is none to compare with); then it is looked up again in the current
+    -- versions, a backward probe of their (product_id, updated_at) index (and of the
+    -- removed_load_id index for a version retired only by a newer range than this one).
     new_totals as (
         select
             changed_totals.product_id,
             changed_totals.quantity,
             changed_totals.pending_item_count,
-            (
-                select max(latest.updated_at)
-                from versions as latest
-                where
-                    latest.product_id = changed_totals.product_id
-                    and {{ version_is_live('latest', state_through) }}
-            ) as last_updated
+            case
+                when
+                    changed_totals.retired_max is null
+                    or changed_totals.retired_max < changed_totals.previous_last_updated
+                    then greatest(changed_totals.previous_last_updated, changed_totals.added_max)
+                else greatest(
+                    (
+                        select max(latest.updated_at)
+                        from versions as latest
+                        where
+                            latest.product_id = changed_totals.product_id
+                            and latest.removed_load_id is null
+                            and latest.added_load_id <= {{ state_through }}
+                    ),
+                    (
+                        select max(latest.updated_at)
+                        from versions as latest
+                        where
+                            latest.product_id = changed_totals.product_id
+                            and latest.removed_load_id > {{ state_through }}
+                            and latest.added_load_id <= {{ state_through }}
+                    )
+                )
+            end as last_updated
         from changed_totals
     ),
 
