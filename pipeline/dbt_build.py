@@ -16,9 +16,8 @@ from connections.errors import BuildFailed
 from connections.locks import BUILD_LOCK_KEY
 from connections.settings import ANALYTICS, PROJECT_ROOT, dsn_for, parse_uri, state_dir
 from exporter.reports import REPORTS
-from pipeline.marts import MARTS
+from pipeline.marts import INCREMENTAL_MODEL_NAMES
 
-INCREMENTAL_MART_NAMES = tuple(mart.name for mart in MARTS)
 REPORT_RELATIONS = tuple(report.relation for report in REPORTS.values())
 
 
@@ -100,8 +99,9 @@ def full_build_marker() -> Path:
 
 def warehouse_is_current() -> bool:
     """Whether a `dbt build` now would change nothing: the last full build succeeded, no
-    project file changed since, every mart has applied the newest load, and every report
-    view exists. A one-shot `acme pipeline run` that landed nothing then skips the build."""
+    project file changed since, every incremental model has applied the newest load, and
+    every report view exists. A one-shot `acme pipeline run` that landed nothing then skips
+    the build."""
     marker = full_build_marker()
     if not marker.exists():
         return False
@@ -121,10 +121,16 @@ def warehouse_is_current() -> bool:
                     where through_load_id >= (
                         select coalesce(max(load_id), 0) from staging.load_batches
                     ) and to_regclass('analytics.' || model_name) is not null
+                    and model_name = any(%s)
                 ) = %s
                 and %s = (select count(to_regclass(name)) from unnest(%s::text[]) as name)
             """,
-            (len(INCREMENTAL_MART_NAMES), len(REPORT_RELATIONS), list(REPORT_RELATIONS)),
+            (
+                list(INCREMENTAL_MODEL_NAMES),
+                len(INCREMENTAL_MODEL_NAMES),
+                len(REPORT_RELATIONS),
+                list(REPORT_RELATIONS),
+            ),
         )
         return cur.fetchone()[0]
 

@@ -43,8 +43,7 @@ def run(warehouse: Warehouse, cycle_changes: int, progress) -> list[Row]:
         with pair.active():
             small.append(timed(lambda: prune(0)))
     progress(
-        f"  {CYCLES} cycles: log {sizes[0]:.1f} MB → {sizes[-1]:.1f} MB, "
-        f"prune {median(small):.3f}s"
+        f"  {CYCLES} cycles: log {sizes[0]:.1f} MB → {sizes[-1]:.1f} MB, prune {median(small):.3f}s"
     )
     changes = orders * (1 + datasets.ITEMS_PER_ORDER)
     return [
@@ -61,8 +60,7 @@ def run(warehouse: Warehouse, cycle_changes: int, progress) -> list[Row]:
             "one repetition: the drop leaves nothing to drop again",
         ),
         Row(
-            f"prune: change log size after {CYCLES} write/load/prune cycles of {changes:,} "
-            "changes",
+            f"prune: change log size after {CYCLES} write/load/prune cycles of {changes:,} changes",
             sizes[-1],
             "MB",
             sizes[0],

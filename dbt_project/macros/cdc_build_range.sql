@@ -66,9 +66,10 @@
     the first already applied changes nothing), through the newer of the two ranges
     (cdc_state_through_sql()).
 -#}
-{% macro cdc_wait_for_model() -%}
+{% macro cdc_wait_for_model(model_name=none) -%}
     select pg_advisory_xact_lock(
-        {{ var('acme')['model_lock_class'] | int }}, hashtext('{{ this.identifier }}')
+        {{ var('acme')['model_lock_class'] | int }},
+        hashtext('{{ this.identifier if model_name is none else model_name }}')
     )
 {%- endmacro %}
 
@@ -79,10 +80,12 @@
     that reads the model holds a lock on it while it waits, and a `--full-refresh` holding the
     model's lock then waits for that lock to rename the table: a deadlock. Taken first, it also
     means the applied load read at compile time is the one the other invocation committed.
+    model_name: another model's lock, for a model that reads that model's rows and needs them
+    to stay as read until it commits (agg_pending_items_by_product); its own by default.
 -#}
-{% macro cdc_wait_for_model_at_compile() -%}
+{% macro cdc_wait_for_model_at_compile(model_name=none) -%}
     {%- if execute -%}
-        {%- do run_query(cdc_wait_for_model()) -%}
+        {%- do run_query(cdc_wait_for_model(model_name)) -%}
     {%- endif -%}
 {%- endmacro %}
 
@@ -112,4 +115,46 @@
             {{ source('cdc', 'applied_loads') }}.through_load_id, excluded.through_load_id
         ),
         applied_at = now()
+{%- endmacro %}
+
+{#-
+    For a model derived from other incremental models (not from the staged changes): the load
+    each of them has applied, as a dict by name (a model that has recorded none is absent).
+    Read at compile time, after cdc_wait_for_model_at_compile().
+-#}
+{% macro cdc_applied_loads_of(model_names) -%}
+    {%- set applied = {} -%}
+    {%- if execute -%}
+        {%- set found = run_query(
+            "select model_name, through_load_id from " ~ source('cdc', 'applied_loads')
+            ~ " where model_name in ('" ~ model_names | join("', '") ~ "')"
+        ) -%}
+        {%- for row in found.rows -%}
+            {%- do applied.update({row[0]: row[1] | int}) -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{- return(applied) -}}
+{%- endmacro %}
+
+{#-
+    A model derived from other incremental models reads their current rows, so they must have
+    applied at least the range it is about to record: otherwise the keys changed in the loads
+    they have not applied yet would be evaluated against stale rows now and never again (the
+    next build starts after this range). Fails the build instead (dbt run --select the
+    upstream models first). through_load_id is a literal (0 when not executing: no check).
+    Only commands that build check: dbt compile and docs generate build nothing.
+-#}
+{% macro cdc_require_applied_through(model_names, through_load_id) -%}
+    {%- if execute and flags.WHICH in ['build', 'run', 'retry'] -%}
+        {%- set applied = cdc_applied_loads_of(model_names) -%}
+        {%- for model_name in model_names -%}
+            {%- if applied.get(model_name, 0) < through_load_id | int -%}
+                {{- exceptions.raise_compiler_error(
+                    this.identifier ~ " would apply loads through " ~ through_load_id
+                    ~ " but " ~ model_name ~ " has applied only through "
+                    ~ applied.get(model_name, 0) ~ ": build " ~ model_name ~ " first"
+                ) -}}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
 {%- endmacro %}

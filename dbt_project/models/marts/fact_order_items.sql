@@ -1,11 +1,13 @@
 -- The current state of operations.order_items: one row per live order_item_id. The rules are in
 -- cdc_current_state(); the cdc_apply incremental strategy applies an incremental run.
+-- Indexed by order_id too: fact_pending_order_items looks up the items of each changed order.
 {{
     config(
         unique_key='order_item_id',
         indexes=[
             {'columns': ['order_item_id'], 'unique': true},
             {'columns': ['last_load_id']},
+            {'columns': ['order_id']},
         ],
     )
 }}

@@ -1,40 +1,13 @@
 -- Per product, the quantity on pending orders (is_pending_order()) and the latest change
 -- time of those items or their orders, for `acme pending_items`. Items count only while
--- their order exists.
+-- their order exists. Maintained per product by agg_pending_items_by_product, so the export
+-- reads one row per product instead of joining every item with its order (1.3 s at 1M
+-- orders); tests/pending_items_equal_the_join_over_the_marts.sql holds it to that join.
 
 with
 
-orders as (
-    select * from {{ ref('fact_orders') }}
-),
-
-order_items as (
-    select * from {{ ref('fact_order_items') }}
-),
-
-pending_orders as (
-    select *
-    from orders
-    where {{ is_pending_order('status') }}
-),
-
-pending_order_items as (
-    select
-        order_items.product_id,
-        order_items.quantity,
-        greatest(order_items.updated_at, pending_orders.updated_at) as updated_at
-    from order_items
-    inner join pending_orders
-        on order_items.order_id = pending_orders.order_id
-),
-
-items_by_product as (
-    select
-        product_id,
-        sum(quantity) as quantity,
-        max(updated_at) as last_updated
-    from pending_order_items
-    group by product_id
+product_totals as (
+    select * from {{ ref('agg_pending_items_by_product') }}
 ),
 
 final as (
@@ -42,7 +15,8 @@ final as (
         product_id,
         quantity,
         date_trunc('second', last_updated) as last_updated
-    from items_by_product
+    from product_totals
+    where pending_item_count > 0
 )
 
 select * from final

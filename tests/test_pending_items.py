@@ -1,0 +1,186 @@
+"""reports.pending_items is maintained by adding and subtracting (fact_pending_order_items,
+agg_pending_items_by_product) instead of joining every item with its order on each read.
+Through incremental builds of a mixed workload (status changes in and out of pending,
+quantity changes, items moved between orders and products, item and order deletes, a
+transaction that commits late, a truncate, a resync, one of the two models rebuilt alone)
+it stays equal to the plain join over the marts and to the same question asked of the
+source."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import psycopg2
+
+from connections.settings import PROJECT_ROOT
+from loader.copy_changes import load_changes
+from pipeline.dbt_build import INCREMENTAL_MODELS, run_dbt
+from tests.oracle import ORACLE_QUERIES, expected_csv
+from tests.test_reports import FIRST_ROUND, SECOND_ROUND
+
+# The report as it was computed before it was maintained: the join over the marts.
+JOIN_OVER_THE_MARTS = """
+    select i.product_id, sum(i.quantity) as quantity,
+           date_trunc('second', max(greatest(i.updated_at, o.updated_at))) as last_updated
+    from analytics.fact_order_items as i
+    join analytics.fact_orders as o using (order_id)
+    where o.status = 'PENDING'
+    group by 1
+"""
+
+# Orders in and out of pending, quantities, an item moved to another order and product, a
+# deleted item, a deleted order with items, new orders with items; a status change that
+# keeps an order pending (only its updated_at moves).
+MIXED_ROUND = """
+update operations.orders set status = 'PENDING' where order_id in (3, 5);
+update operations.orders set status = 'PROCESSING' where order_id = 1;
+update operations.orders set updated_at = now() at time zone 'utc' + interval '1 hour'
+where order_id = 8;
+update operations.order_items set quantity = quantity + 5 where order_item_id in (1, 2);
+update operations.order_items set order_id = 12, product_id = 1 where order_item_id = 3;
+delete from operations.order_items where order_item_id = 4;
+delete from operations.orders where order_id = 11;
+insert into operations.orders (customer_id, order_date, delivery_date, status) values
+    (1, '2026-01-06 09:00:00', '2026-01-10 08:00:00', 'PENDING');
+insert into operations.order_items (order_id, product_id, quantity)
+select max(order_id), 2, 9 from operations.orders;
+"""
+
+# Every product's latest item leaves pending, so each max must be looked up again.
+MAX_LEAVES_ROUND = """
+update operations.order_items set updated_at = now() at time zone 'utc' + interval '1 day'
+where order_item_id in (select min(order_item_id) from operations.order_items group by product_id);
+update operations.orders set status = 'COMPLETED'
+where order_id in (
+    select order_id from operations.order_items
+    where updated_at > now() at time zone 'utc' + interval '12 hours'
+);
+"""
+
+# A truncate of the items, then new ones (order 11 is deleted by MIXED_ROUND).
+TRUNCATE_ROUND = """
+truncate operations.order_items;
+insert into operations.order_items (order_id, product_id, quantity) values
+    (4, 1, 10), (8, 2, 20), (12, 4, 3), (13, 4, 4), (14, 1, 5);
+"""
+
+
+def dbt_by_hand(*args: str) -> subprocess.CompletedProcess:
+    """One dbt command, as a user runs it beside acme (its own process and range)."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"from pipeline.dbt_build import run_dbt; run_dbt({', '.join(map(repr, args))})",
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+    )
+
+
+def build_in_process(first: bool = False) -> None:
+    """Load, then what a --follow cycle builds (every model the first time), in this process
+    and without the data tests: the rounds between those that run `acme pipeline run`."""
+    load_changes()
+    run_dbt("run", "--quiet", *([] if first else ["--select", INCREMENTAL_MODELS]))
+
+
+def assert_pending_items_hold(platform, tmp_path, export: bool = True) -> None:
+    report = platform.analytics("select * from reports.pending_items order by 1", fetch=True)
+    joined = platform.analytics(JOIN_OVER_THE_MARTS + " order by 1", fetch=True)
+    assert report == joined
+    if export:
+        out = tmp_path / "pending_items.csv"
+        assert platform.export("pending_items", out) == expected_csv(
+            platform.finance_uri, "pending_items"
+        )
+    else:
+        assert report == platform.finance(ORACLE_QUERIES["pending_items"], fetch=True)
+    # Versions retired before the aggregate's last range are dropped (by the next build of
+    # the version table: the aggregate builds after it).
+    assert platform.analytics(
+        "select count(*) from analytics.fact_pending_order_items "
+        "where removed_load_id < (select through_load_id from staging.applied_loads "
+        "where model_name = 'agg_pending_items_by_product')",
+        fetch=True,
+    ) == [(0,)]
+
+
+def test_pending_items_stay_the_join_through_a_mixed_workload(platform, tmp_path):
+    platform.finance(FIRST_ROUND)
+    platform.acme("pipeline", "run")
+    assert_pending_items_hold(platform, tmp_path)
+    assert platform.analytics("select count(*) from reports.pending_items", fetch=True)[0][0]
+
+    for changes in (SECOND_ROUND, MIXED_ROUND, MAX_LEAVES_ROUND):
+        platform.finance(changes)
+        build_in_process()
+        assert_pending_items_hold(platform, tmp_path, export=False)
+
+    # A transaction that took its change_ids first commits last: its changes land in a
+    # later load than those of a newer one.
+    late = psycopg2.connect(platform.finance_uri)
+    try:
+        with late.cursor() as cur:
+            cur.execute("update operations.orders set status = 'PENDING' where order_id = 1")
+            platform.finance("update operations.order_items set quantity = 77 where order_id = 1")
+            platform.finance("update operations.orders set status = 'PENDING' where order_id = 3")
+            build_in_process()
+            assert_pending_items_hold_as_landed(platform)
+            cur.execute("update operations.orders set status = 'CANCELLED' where order_id = 5")
+        late.commit()
+    finally:
+        late.close()
+    platform.acme("pipeline", "run")
+    assert_pending_items_hold(platform, tmp_path)
+
+    platform.finance(TRUNCATE_ROUND)
+    build_in_process()
+    assert_pending_items_hold(platform, tmp_path, export=False)
+
+    platform.finance(MIXED_ROUND)
+    platform.acme("pipeline", "resync")
+    platform.acme("pipeline", "run")
+    assert_pending_items_hold(platform, tmp_path)
+
+
+def assert_pending_items_hold_as_landed(platform) -> None:
+    """While a transaction is open: the report equals the join over what the marts hold."""
+    report = platform.analytics("select * from reports.pending_items order by 1", fetch=True)
+    assert report == platform.analytics(JOIN_OVER_THE_MARTS + " order by 1", fetch=True)
+
+
+def test_a_rebuilt_version_table_is_recounted_not_added_again(platform, tmp_path):
+    platform.finance(FIRST_ROUND)
+    build_in_process(first=True)
+    # fact_pending_order_items rebuilt alone: its versions are new, and the aggregate, which
+    # counted the old ones, must recompute instead of adding them.
+    platform.finance(SECOND_ROUND)
+    load_changes()
+    rebuilt = dbt_by_hand(
+        "run",
+        "--full-refresh",
+        "--select",
+        "fact_orders",
+        "fact_order_items",
+        "fact_pending_order_items",
+    )
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    platform.finance(MIXED_ROUND)
+    platform.acme("pipeline", "run")
+    assert_pending_items_hold(platform, tmp_path)
+
+
+def test_the_aggregate_refuses_a_range_its_versions_have_not_applied(platform, tmp_path):
+    platform.finance(FIRST_ROUND)
+    build_in_process(first=True)
+    platform.finance(SECOND_ROUND + MIXED_ROUND)
+    load_changes()
+    for model in ("agg_pending_items_by_product", "fact_pending_order_items"):
+        alone = dbt_by_hand("run", "--select", model)
+        assert alone.returncode != 0
+        assert "first" in alone.stdout + alone.stderr
+    platform.acme("pipeline", "run")
+    assert_pending_items_hold(platform, tmp_path)
