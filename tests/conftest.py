@@ -15,6 +15,7 @@ import pytest
 from connections.settings import PROJECT_ROOT
 from loader import capture
 from localpg import os_user, servers
+from pipeline.cycle import CycleResult, run_cycle
 from workload.schema import create_source_schema
 
 ACME = [sys.executable, "-m", "cli"]
@@ -78,6 +79,12 @@ class Platform:
                 f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
             )
         return result
+
+    def pipeline_run(self) -> CycleResult:
+        """What `acme pipeline run` does, in this process: for the steps that bring a test to
+        what it tests. Each command pays an interpreter and dbt's import and parse (about 3 s);
+        the tests of the command itself run it."""
+        return run_cycle(build_when_idle=False)
 
     def export(self, report: str, path: Path, *extra: str) -> str:
         self.acme(report, "--output", str(path), *extra)

@@ -75,14 +75,14 @@ def test_transaction_open_across_a_load_is_loaded_by_the_next(platform):
     assert "oldest open transaction: pid" in status
     late.commit()
     late.close()
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert [order_id for order_id, _ in staged_orders(platform)] == [1, late_order, late_order + 1]
     assert "loaded" in run.stdout
 
 
 def test_newer_change_wins_when_an_older_one_lands_later(platform):
     platform.finance(CUSTOMER_AND_ORDER)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     # `early` takes its transaction id first; `later` then changes the order and commits;
     # `early` changes the same order afterwards, so it holds the newest state but the lower
     # txid: the loader lands its change first and the older one in a later batch.
@@ -125,7 +125,7 @@ def test_initial_snapshot_captures_existing_rows(platform):
         fetch=True,
     )
     assert snapshots == [("customers", 1), ("order_items", 1), ("orders", 1), ("products", 1)]
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert staged_orders(platform) == [(1, "PENDING")]
     assert platform.analytics("select quantity from analytics.fact_order_items", fetch=True) == [
         (3,)

@@ -43,7 +43,7 @@ def test_install_upgrades_the_previous_release_in_place(platform):
     ) == [(True,)]
 
     platform.acme("simulate", "--orders", "20", "--concurrency", "2", "--seed", "22")
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert_verified(platform)
     logged_before = logged(platform)
     assert staged(platform) == (logged_before, logged_before), "every change landed, once"

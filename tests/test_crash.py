@@ -253,7 +253,7 @@ def test_loader_killed_again_and_again_resumes_from_its_watermark(platform):
     # The writers have stopped: once the killed loaders' sessions are gone, a last,
     # undisturbed run lands the rest and builds.
     wait_until_no_loader_session(analytics)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     check_after_kill(platform, analytics, watermark)
     analytics.remove()
     report = verify_passes(platform)

@@ -75,7 +75,7 @@ def test_plain_dbt_run_and_test_after_a_load(platform, tmp_path):
 
 def test_a_dbt_build_by_hand_waits_for_a_model_being_built(platform, tmp_path):
     platform.acme(*FIRST)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     platform.acme("simulate", "--orders", "20", "--seed", "3")
     load_changes()
     (newest,) = platform.analytics("select max(load_id) from staging.load_batches", fetch=True)[0]
@@ -141,7 +141,7 @@ def test_dbt_builds_by_hand_beside_follow(platform, tmp_path):
     finally:
         output = follower.stop()
     assert follower.process.returncode == 0, output[-3000:]
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert_verified(platform)
 
 
@@ -149,10 +149,10 @@ def test_a_build_of_an_older_range_keeps_the_newer_state(platform, tmp_path):
     """An invocation that reaches a model after a newer one built it (here: its range fixed
     by hand below what acme applied) derives the model through the newer range."""
     platform.acme(*FIRST)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     (older,) = platform.analytics("select max(load_id) from staging.load_batches", fetch=True)[0]
     platform.acme("simulate", "--orders", "20", "--seed", "5")
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     (newer,) = platform.analytics("select max(load_id) from staging.load_batches", fetch=True)[0]
     assert newer > older
     env = by_hand_environment(platform, tmp_path)

@@ -448,7 +448,7 @@ def check_descriptions_shown(page, url: str, manifest: dict) -> None:
 def test_docs_site_draws_the_lineage_from_the_change_log_to_every_report(platform, tmp_path):
     sync_playwright = browser_driver()  # before the build: fail fast when Chromium is missing
     platform.finance(WORKLOAD)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     log = tmp_path / "serve.log"
     server, url = start_docs_server(["--port", str(free_port())], log)
     try:

@@ -62,7 +62,7 @@ def test_concurrent_loaders_never_duplicate_a_change(platform):
 
 def test_a_lost_watermark_cannot_land_a_change_twice(platform):
     platform.finance(WORKLOAD)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     platform.analytics("update staging.load_state set last_txid = 0, last_change_id = 0")
     rerun = platform.acme("pipeline", "run", check=False)
     assert rerun.returncode == 1
@@ -136,7 +136,7 @@ def test_pages_read_the_log_in_index_order_before_it_is_analyzed(platform):
 
 
 def test_a_build_range_never_ends_inside_a_transaction(platform):
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     platform.finance(
         "insert into operations.customers (customer_name) "
         "select 'customer ' || n from generate_series(1, 7) as n"

@@ -161,7 +161,7 @@ def test_a_held_transaction_holds_the_watermark_back_and_is_never_skipped(platfo
 
 def test_status_names_a_prepared_transaction_holding_the_horizon(platform):
     platform.finance(BEFORE)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     prepared = platform.finance_connection()
     with prepared.cursor() as cur:
         cur.execute("insert into operations.customers (customer_name) values ('two-phase')")
@@ -176,7 +176,7 @@ def test_status_names_a_prepared_transaction_holding_the_horizon(platform):
         assert status["lag_changes"] == 2
         text = platform.acme("pipeline", "status").stdout
         assert "oldest open transaction: no session" in text
-        platform.acme("pipeline", "run")
+        platform.pipeline_run()
         assert staged_count(platform, "new_row ->> 'customer_name' = 'two-phase'") == 0
     finally:
         finisher = platform.finance_connection()
@@ -184,5 +184,5 @@ def test_status_names_a_prepared_transaction_holding_the_horizon(platform):
         with finisher.cursor() as cur:
             cur.execute("commit prepared 'acme-test-gid'")
         finisher.close()
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert staged_count(platform, "new_row ->> 'customer_name' = 'two-phase'") == 1

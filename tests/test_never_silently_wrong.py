@@ -47,7 +47,7 @@ def refused(platform, *needles: str) -> str:
 
 def test_finance_restored_in_place_is_refused_until_resync(platform, tmp_path):
     platform.acme(*FIRST)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     dump(platform.finance_uri, tmp_path / "finance.dump")
     # A rolled-back transaction consumes change_ids; the restore hands them out again.
     conn = platform.finance_connection()
@@ -62,7 +62,7 @@ def test_finance_restored_in_place_is_refused_until_resync(platform, tmp_path):
         "update operations.orders set status = 'CANCELLED' "
         "where order_id = (select min(order_id) from operations.orders)"
     )
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     restore(platform.finance_uri, tmp_path / "finance.dump")
     platform.finance(
         "update operations.customers set customer_name = 'Renamed after the restore' "
@@ -75,7 +75,7 @@ def test_finance_restored_in_place_is_refused_until_resync(platform, tmp_path):
 
     refused(platform, "finance_db has gone back in time", "acme pipeline resync")
     platform.acme("pipeline", "resync")
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert_verified(platform)
     assert_reports_match_source(platform, tmp_path)
     assert platform.analytics(
@@ -83,13 +83,13 @@ def test_finance_restored_in_place_is_refused_until_resync(platform, tmp_path):
     ) != [("Renamed after the dump",)]
     # ... and keeps up afterwards.
     platform.finance("update operations.customers set is_active = false where customer_id = 3")
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert_verified(platform)
 
 
 def test_a_build_applies_only_the_loads_landed_when_it_started(platform, tmp_path):
     platform.acme(*FIRST)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     applied = platform.analytics("select max(load_id) from staging.load_batches", fetch=True)[0][0]
     items = platform.analytics("select count(*) from analytics.fact_order_items", fetch=True)
     platform.finance("truncate operations.order_items")
@@ -114,7 +114,7 @@ def test_a_build_applies_only_the_loads_landed_when_it_started(platform, tmp_pat
     assert platform.analytics(
         "select distinct through_load_id from staging.applied_loads", fetch=True
     ) == [(applied,)]
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert platform.analytics("select count(*) from analytics.fact_order_items", fetch=True) == [
         (0,)
     ]
@@ -124,7 +124,7 @@ def test_a_build_applies_only_the_loads_landed_when_it_started(platform, tmp_pat
 
 def test_a_load_landing_mid_build_is_applied_by_the_next_build(platform, tmp_path):
     platform.acme(*FIRST)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     for _attempt in range(2):
         platform.finance("truncate operations.order_items")
         platform.acme(*SECOND)
@@ -152,7 +152,7 @@ def test_a_load_landing_mid_build_is_applied_by_the_next_build(platform, tmp_pat
         load_changes()
         output, _ = build.communicate(timeout=600)
         assert build.returncode == 0, output
-        platform.acme("pipeline", "run")
+        platform.pipeline_run()
         assert_verified(platform)
         assert_reports_match_source(platform, tmp_path)
 
@@ -183,13 +183,13 @@ def test_a_manual_run_beside_follow_does_not_stop_it(platform):
         output = follower.stop()
     assert follower.process.returncode == 0, output[-3000:]
     assert "is_current_state_of" not in output
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert_verified(platform)
 
 
 def test_a_retyped_column_the_model_cannot_hold_stops_before_anything_lands(platform, tmp_path):
     platform.acme(*FIRST)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     before = {report: expected_csv(platform.finance_uri, report) for report, _ in REPORTS}
     platform.finance(
         "alter table operations.products alter column unit_price type numeric(14, 4);"
@@ -221,21 +221,21 @@ def test_a_retyped_column_the_model_cannot_hold_stops_before_anything_lands(plat
         "alter table operations.products alter column unit_price type numeric(12, 2)"
     )
     platform.acme("pipeline", "resync")
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert_verified(platform)
     assert_reports_match_source(platform, tmp_path)
 
 
 def test_a_renamed_column_stops_before_nulls_are_built(platform, tmp_path):
     platform.acme(*FIRST)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     # Renamed and renamed back with nothing written between: nothing was lost.
     platform.finance(
         "alter table operations.customers rename column customer_name to name;"
         "alter table operations.customers rename column name to customer_name;"
         "update operations.customers set is_active = false where customer_id = 1"
     )
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert_verified(platform)
 
     platform.finance(
@@ -251,14 +251,14 @@ def test_a_renamed_column_stops_before_nulls_are_built(platform, tmp_path):
     platform.finance("alter table operations.customers rename column name to customer_name")
     refused(platform, "customer_name")  # rows were written in the renamed shape
     platform.acme("pipeline", "resync")
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert_verified(platform)
     assert_reports_match_source(platform, tmp_path)
 
 
 def test_a_staged_value_the_model_cannot_hold_is_named_and_resync_gets_past_it(platform):
     platform.acme(*FIRST)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     # Capture that cannot see DDL (installed by a non-superuser) checks the catalog as it is
     # now, so a type widened and narrowed back between two loads goes unseen, and a value
     # written meanwhile is staged.
@@ -274,14 +274,14 @@ def test_a_staged_value_the_model_cannot_hold_is_named_and_resync_gets_past_it(p
     assert "operations.products.unit_price = '9999999999.9999'" in result.stderr
     assert "acme pipeline resync" in result.stderr
     platform.acme("pipeline", "resync")
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     platform.acme("pipeline", "run", "--full-refresh")
     assert_verified(platform)
 
 
 def test_the_first_run_after_a_warehouse_restore_has_statistics(platform, tmp_path):
     platform.acme(*FIRST)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     dump(platform.analytics_uri, tmp_path / "analytics.dump")
     restore(platform.analytics_uri, tmp_path / "analytics.dump")
     with_stats = (
@@ -289,14 +289,14 @@ def test_the_first_run_after_a_warehouse_restore_has_statistics(platform, tmp_pa
         "(schemaname, tablename) in (('staging', 'change_log'), ('analytics', 'fact_orders'))"
     )
     platform.analytics("select pg_stat_reset()")
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert platform.analytics(with_stats, fetch=True) == [(2,)]
     assert_verified(platform)
 
 
 def test_capture_that_is_not_whole_is_reported_and_refused(platform):
     platform.acme(*FIRST)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert platform.acme("capture", "status").returncode == 0
     platform.finance("alter table operations.orders disable trigger acme_capture_update")
     status = platform.acme("capture", "status", check=False)
@@ -309,7 +309,7 @@ def test_capture_that_is_not_whole_is_reported_and_refused(platform):
     platform.acme("capture", "install")
     assert platform.acme("capture", "status").returncode == 0
     platform.acme("pipeline", "resync")
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert_verified(platform)
 
     # Capture fires ALWAYS: a session replaying as a replica is captured too.
@@ -317,5 +317,5 @@ def test_capture_that_is_not_whole_is_reported_and_refused(platform):
         "set session_replication_role = replica;"
         "update operations.orders set status = 'PROCESSING' where order_id = 2"
     )
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert_verified(platform)

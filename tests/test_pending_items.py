@@ -110,7 +110,7 @@ def assert_pending_items_hold(platform, tmp_path, export: bool = True) -> None:
 
 def test_pending_items_stay_the_join_through_a_mixed_workload(platform, tmp_path):
     platform.finance(FIRST_ROUND)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert_pending_items_hold(platform, tmp_path)
     assert platform.analytics("select count(*) from reports.pending_items", fetch=True)[0][0]
 
@@ -133,7 +133,7 @@ def test_pending_items_stay_the_join_through_a_mixed_workload(platform, tmp_path
         late.commit()
     finally:
         late.close()
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert_pending_items_hold(platform, tmp_path)
 
     platform.finance(TRUNCATE_ROUND)
@@ -142,7 +142,7 @@ def test_pending_items_stay_the_join_through_a_mixed_workload(platform, tmp_path
 
     platform.finance(MIXED_ROUND)
     platform.acme("pipeline", "resync")
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert_pending_items_hold(platform, tmp_path)
 
 
@@ -169,7 +169,7 @@ def test_a_rebuilt_version_table_is_recounted_not_added_again(platform, tmp_path
     )
     assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
     platform.finance(MIXED_ROUND)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert_pending_items_hold(platform, tmp_path)
 
 
@@ -182,5 +182,5 @@ def test_the_aggregate_refuses_a_range_its_versions_have_not_applied(platform, t
         alone = dbt_by_hand("run", "--select", model)
         assert alone.returncode != 0
         assert "first" in alone.stdout + alone.stderr
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert_pending_items_hold(platform, tmp_path)

@@ -167,7 +167,7 @@ REPORTS = {
 
 def test_reporting_role_reads_the_reports_and_nothing_else(platform):
     platform.finance(SOME_ROWS)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     relations = platform.analytics(
         "select n.nspname::text, format('%I.%I', n.nspname, c.relname) "
         "from pg_class as c join pg_namespace as n on c.relnamespace = n.oid "

@@ -31,7 +31,7 @@ def prune(platform) -> str:
 
 def test_a_change_committed_late_into_a_closed_segment_is_landed_before_it_is_dropped(platform):
     platform.acme(*ROUND, "--seed", "31")
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     late = psycopg2.connect(platform.finance_uri)
     try:
         with late.cursor() as cur:
@@ -61,7 +61,7 @@ def test_a_change_committed_late_into_a_closed_segment_is_landed_before_it_is_dr
     assert "dropped 0 segments" in kept
     assert partitions(platform) == ["cdc.change_log_s0", "cdc.change_log_s1", "cdc.change_log_s2"]
     assert "in 3 segments" in platform.acme("capture", "status").stdout
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert platform.analytics(
         "select customer_name from analytics.dim_customers where customer_id = %s",
         (late_customer,),
@@ -86,7 +86,7 @@ def test_the_log_stays_flat_over_cycles_and_writers_never_fail(platform):
     assert len(written) > 100
     # What remains is at most what was written since the previous load, never the history.
     assert max(sizes) < staged(platform)[0] / 2
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert_verified(platform)
     steady = platform.analytics(
         "select count(*) from analytics.dim_customers where customer_name = 'steady'", fetch=True
@@ -96,10 +96,10 @@ def test_the_log_stays_flat_over_cycles_and_writers_never_fail(platform):
 
 def test_resync_onto_a_new_log_moves_change_ids_into_a_segment_of_their_own(platform):
     platform.acme(*ROUND, "--seed", "51")
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     prune(platform)  # the warehouse now holds change_ids of segment 1
     platform.acme(*ROUND, "--seed", "52")
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     platform.acme("capture", "uninstall", "--purge")
     platform.acme("capture", "install")  # a new log, starting again in segment 0
     refused = platform.acme("pipeline", "run", check=False)
@@ -107,7 +107,7 @@ def test_resync_onto_a_new_log_moves_change_ids_into_a_segment_of_their_own(plat
     platform.acme("pipeline", "resync")
     assert "cdc.change_log_s1" in partitions(platform)
     platform.finance("insert into operations.customers (customer_name) values ('after')")
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert_verified(platform)
     count, distinct = staged(platform)
     assert count == distinct
@@ -116,7 +116,7 @@ def test_resync_onto_a_new_log_moves_change_ids_into_a_segment_of_their_own(plat
 def test_a_sequence_restored_past_the_partitions_is_named_and_install_puts_it_right(platform):
     """A dump taken while prune moved the sequence can restore it into a segment the dump
     holds no partition for: every captured write fails until `acme capture install`."""
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     platform.finance(
         "select setval(pg_get_serial_sequence('cdc.change_log', 'change_id'), "
         "5 * cdc.segment_width(), false)"
@@ -127,5 +127,5 @@ def test_a_sequence_restored_past_the_partitions_is_named_and_install_puts_it_ri
     platform.acme("capture", "install")
     assert {"cdc.change_log_s5", "cdc.change_log_s6"} <= set(partitions(platform))
     platform.finance("insert into operations.customers (customer_name) values ('restored')")
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert_verified(platform)

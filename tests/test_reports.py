@@ -74,18 +74,18 @@ def assert_exports_match_source(platform, tmp_path):
 
 def test_reports_match_source_through_incremental_rounds_and_full_refresh(platform, tmp_path):
     platform.finance(FIRST_ROUND)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert_exports_match_source(platform, tmp_path)
     first = (tmp_path / "open_orders-default.csv").read_text().splitlines()
     assert first[0] == "order_id,customer_id,order_date,delivery_date,status"
     assert first[1] == "1,1,2026-01-01 10:30:00,2026-01-05 09:00:00,PENDING"
 
     platform.finance(SECOND_ROUND)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert_exports_match_source(platform, tmp_path)
 
     platform.finance(THIRD_ROUND)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert_exports_match_source(platform, tmp_path)
 
     platform.acme("pipeline", "run", "--full-refresh")
@@ -95,7 +95,7 @@ def test_reports_match_source_through_incremental_rounds_and_full_refresh(platfo
 def test_marts_hold_the_source_state(platform):
     platform.finance(FIRST_ROUND)
     platform.finance(SECOND_ROUND)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     source = platform.finance(
         "select order_id, customer_id, order_date, delivery_date, status "
         "from operations.orders order by order_id",

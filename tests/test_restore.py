@@ -47,7 +47,7 @@ def logged(platform) -> int:
 
 def test_prune_keeps_what_the_warehouse_has_not_loaded(platform):
     platform.acme(*FIRST)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     landed = staged(platform)[0]
     kept = platform.acme("capture", "prune", "--older-than", "1d").stdout
     assert "dropped 0 segments of the change log; 2 segments left" in kept
@@ -56,24 +56,24 @@ def test_prune_keeps_what_the_warehouse_has_not_loaded(platform):
     kept = platform.acme("capture", "prune", "--older-than", "0s").stdout
     assert "dropped 0 segments of the change log; 3 segments left" in kept
     assert logged(platform) == landed + 3
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     platform.finance("update operations.customers set is_active = true where customer_id <= 3")
     pruned = platform.acme("capture", "prune", "--older-than", "0s").stdout
     assert "dropped 1 segment of the change log (changes through " in pruned
     assert logged(platform) == 3
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert_verified(platform)
     assert platform.acme("capture", "prune", "--older-than", "2x", check=False).returncode == 2
 
 
 def test_restored_warehouse_catches_up_from_its_watermark(platform, tmp_path):
     platform.acme(*FIRST)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     dump(platform.analytics_uri, tmp_path / "analytics.dump")
     platform.acme(*SECOND)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     restore(platform.analytics_uri, tmp_path / "analytics.dump")
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert_verified(platform)
     total = platform.finance("select count(*) from cdc.change_log", fetch=True)[0][0]
     assert staged(platform) == (total, total)
@@ -81,10 +81,10 @@ def test_restored_warehouse_catches_up_from_its_watermark(platform, tmp_path):
 
 def test_pruned_changes_are_reported_and_resync_converges(platform, tmp_path):
     platform.acme(*FIRST)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     dump(platform.analytics_uri, tmp_path / "analytics.dump")
     platform.acme(*SECOND)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     platform.acme("capture", "prune", "--older-than", "0s")
     restore(platform.analytics_uri, tmp_path / "analytics.dump")
     before = staged(platform)
@@ -97,7 +97,7 @@ def test_pruned_changes_are_reported_and_resync_converges(platform, tmp_path):
 
     resync = platform.acme("pipeline", "resync").stdout
     assert "operations.orders: snapshot of" in resync and "the same source server" in resync
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert_verified(platform)
     count, distinct = staged(platform)
     assert count == distinct
@@ -105,10 +105,10 @@ def test_pruned_changes_are_reported_and_resync_converges(platform, tmp_path):
 
 def test_finance_restored_into_a_new_server_is_detected_and_resynced(platform, tmp_path):
     platform.acme(*FIRST)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     dump(platform.finance_uri, tmp_path / "finance.dump")
     platform.acme(*SECOND)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
 
     home = tmp_path / "new-server"
     env = {
@@ -171,7 +171,7 @@ def test_finance_restored_into_a_new_server_is_detected_and_resynced(platform, t
 
 def test_capture_installed_afresh_is_detected_and_resynced(platform):
     platform.acme(*FIRST)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     platform.acme("capture", "uninstall", "--purge")
     platform.acme("capture", "install")  # a new log: its change_ids start again at 1
     platform.finance(
@@ -181,7 +181,7 @@ def test_capture_installed_afresh_is_detected_and_resynced(platform):
     refused = platform.acme("pipeline", "run", check=False)
     assert refused.returncode == 1 and "capture was installed afresh" in refused.stderr
     platform.acme("pipeline", "resync")
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert_verified(platform)
     count, distinct = staged(platform)
     assert count == distinct

@@ -54,7 +54,7 @@ def assert_reports_match_source(platform, tmp_path) -> None:
 
 def test_an_added_column_flows_into_staging_and_breaks_nothing(platform, tmp_path):
     platform.finance(ROWS)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
 
     platform.finance(DRIFT)
     run = platform.acme("pipeline", "run")

@@ -9,7 +9,7 @@ WORKLOAD = ["simulate", "--orders", "120", "--concurrency", "3", "--seed", "3"]
 
 def test_verify_passes_after_the_pipeline_drains(platform):
     platform.acme(*WORKLOAD)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     result = json.loads(platform.acme("verify", "--json").stdout)
     assert result["ok"] is True and result["pending_changes"] == 0
     tables = {table["source_table"]: table for table in result["tables"]}
@@ -24,7 +24,7 @@ def test_verify_passes_after_the_pipeline_drains(platform):
 
 def test_verify_names_what_differs(platform):
     platform.acme(*WORKLOAD)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     platform.analytics(
         "update analytics.fact_orders set status = 'PENDING', delivery_date = delivery_date "
         "where order_id = (select min(order_id) from analytics.fact_orders "
@@ -47,14 +47,14 @@ def test_verify_names_what_differs(platform):
 
 def test_verify_counts_changes_not_yet_loaded(platform):
     platform.acme(*WORKLOAD)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     platform.finance(
         "update operations.customers set customer_name = customer_name || '!' "
         "where customer_id <= 2"
     )
     result = json.loads(platform.acme("verify", "--json", check=False).stdout)
     assert result["pending_changes"] == 2 and result["ok"] is False
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     assert json.loads(platform.acme("verify", "--json").stdout)["ok"] is True
 
 
@@ -62,7 +62,7 @@ def test_verify_compares_numbers_by_value(platform):
     platform.finance(
         "insert into operations.products (product_name, unit_price) values ('Widget', 88.74)"
     )
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     # The source now keeps four decimals (88.7400), the warehouse two (88.74): one price.
     platform.finance("alter table operations.products alter column unit_price type numeric(14, 4)")
     result = json.loads(platform.acme("verify", "--json", check=False).stdout)
