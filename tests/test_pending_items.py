@@ -80,11 +80,11 @@ def dbt_by_hand(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def build_in_process(first: bool = False) -> None:
-    """Load, then what a --follow cycle builds (every model the first time), in this process
-    and without the data tests: the rounds between those that run `acme pipeline run`."""
+def build_in_process() -> None:
+    """Load, then what a --follow cycle builds, without the data tests: the rounds between
+    those that run the whole pipeline (Platform.pipeline_run(), data tests included)."""
     load_changes()
-    run_dbt("run", "--quiet", *([] if first else ["--select", INCREMENTAL_MODELS]))
+    run_dbt("run", "--quiet", "--select", INCREMENTAL_MODELS)
 
 
 def assert_pending_items_hold(platform, tmp_path, export: bool = True) -> None:
@@ -154,7 +154,7 @@ def assert_pending_items_hold_as_landed(platform) -> None:
 
 def test_a_rebuilt_version_table_is_recounted_not_added_again(platform, tmp_path):
     platform.finance(FIRST_ROUND)
-    build_in_process(first=True)
+    platform.pipeline_run()
     # fact_pending_order_items rebuilt alone: its versions are new, and the aggregate, which
     # counted the old ones, must recompute instead of adding them.
     platform.finance(SECOND_ROUND)
@@ -175,7 +175,7 @@ def test_a_rebuilt_version_table_is_recounted_not_added_again(platform, tmp_path
 
 def test_the_aggregate_refuses_a_range_its_versions_have_not_applied(platform, tmp_path):
     platform.finance(FIRST_ROUND)
-    build_in_process(first=True)
+    platform.pipeline_run()
     platform.finance(SECOND_ROUND + MIXED_ROUND)
     load_changes()
     for model in ("agg_pending_items_by_product", "fact_pending_order_items"):
