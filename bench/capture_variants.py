@@ -9,7 +9,13 @@ each applied to the shipped install and undone after its measurement:
 - + change_id key: the log's former primary key on change_id, a second full index;
 - json images: json instead of jsonb for the images and key (no binary conversion on write);
 - no key column: the trigger leaves primary_key null (the loader would derive it);
-- one row per statement: the statement's rows aggregated into one log row (jsonb_agg).
+- one row per statement: the statement's rows aggregated into one log row (jsonb_agg);
+- empty trigger: the same statement-level triggers and transition tables, the function
+  returning at once: the floor any PL/pgSQL statement trigger pays, whatever it writes;
+- row-level trigger: FOR EACH ROW triggers writing the same log row from NEW and OLD, no
+  transition tables: what the statement-level design costs a single-row write;
+- log row without a trigger: the triggers dropped, and each workload writes the same log
+  rows itself (RETURNING into an INSERT into the log): the price of the log row alone.
 
 Each is timed on one backend: LOOP_ROWS single-row inserts into order_items, a bulk
 INSERT … SELECT of BULK_ROWS items and a bulk UPDATE of BULK_ROWS orders, with the log
@@ -60,6 +66,36 @@ $capture$
 """
 
 
+EMPTY = """
+create or replace function cdc.{name}() returns trigger
+language plpgsql security definer
+set search_path = pg_catalog, pg_temp
+as $capture$ begin return null; end; $capture$
+"""
+
+PER_ROW = """
+create or replace function cdc.{name}() returns trigger
+language plpgsql security definer
+set search_path = pg_catalog, pg_temp
+as $capture$
+begin
+    if tg_op = 'INSERT' then
+        insert into cdc.change_log (table_schema, table_name, operation, primary_key, new_row)
+        values (tg_table_schema, tg_table_name, 'INSERT', {new_key}, to_jsonb(new));
+    elsif tg_op = 'UPDATE' then
+        insert into cdc.change_log
+            (table_schema, table_name, operation, primary_key, old_row, new_row)
+        values (tg_table_schema, tg_table_name, 'UPDATE', {new_key}, to_jsonb(old), to_jsonb(new));
+    else
+        insert into cdc.change_log (table_schema, table_name, operation, primary_key, old_row)
+        values (tg_table_schema, tg_table_name, 'DELETE', {old_key}, to_jsonb(old));
+    end if;
+    return null;
+end;
+$capture$
+"""
+
+
 def capture_functions(pair: Pair) -> dict[str, str]:
     """Each measured table's capture function: its name and its definition as shipped."""
     return dict(
@@ -73,6 +109,11 @@ def capture_functions(pair: Pair) -> dict[str, str]:
     )
 
 
+def function_of(pair: Pair, table: str) -> str:
+    query = "select cdc.capture_function_name(%s::regclass)"
+    return pair.finance(query, (table,), fetch=True)[0][0]
+
+
 def rewrite(pair: Pair, change) -> None:
     for definition in capture_functions(pair).values():
         pair.finance(change(definition))
@@ -80,7 +121,7 @@ def rewrite(pair: Pair, change) -> None:
 
 def set_variant(pair: Pair, variant: str, on: bool) -> None:
     """Applies (on) or undoes the variant on the shipped install."""
-    if variant == "off":
+    if variant in ("off", "log row without a trigger"):
         datasets.set_capture(pair, not on)
     elif variant == "+ change_id key":
         pair.finance(
@@ -113,11 +154,35 @@ def set_variant(pair: Pair, variant: str, on: bool) -> None:
         else:
             datasets.set_capture(pair, False)
             datasets.set_capture(pair, True)
-    elif variant == "one row per statement":
+    elif variant in ("one row per statement", "empty trigger"):
         if on:
+            body = PER_STATEMENT if variant == "one row per statement" else EMPTY
             for name in capture_functions(pair):
-                pair.finance(PER_STATEMENT.format(name=name))
+                pair.finance(body.format(name=name))
         else:
+            datasets.set_capture(pair, False)
+            datasets.set_capture(pair, True)
+    elif variant == "row-level trigger":
+        if on:
+            functions = capture_functions(pair)
+            for table in TABLES:
+                name = function_of(pair, table)
+                key = re.search(r"jsonb_build_object\([^()]*\)", functions[name]).group(0)
+                pair.finance(
+                    PER_ROW.format(
+                        name=name,
+                        new_key=key.replace("cdc_new.", "new."),
+                        old_key=key.replace("cdc_new.", "old."),
+                    )
+                    + "".join(
+                        f"; drop trigger acme_capture_{op} on {table}"
+                        for op in ("insert", "update", "delete")
+                    )
+                    + f"; create trigger acme_capture_row after insert or update or delete "
+                    f"on {table} for each row execute function cdc.{name}()"
+                )
+        else:
+            pair.finance("".join(f"drop trigger acme_capture_row on {t};" for t in TABLES))
             datasets.set_capture(pair, False)
             datasets.set_capture(pair, True)
 
@@ -129,6 +194,9 @@ VARIANTS = (
     "json images",
     "no key column",
     "one row per statement",
+    "empty trigger",
+    "row-level trigger",
+    "log row without a trigger",
 )
 
 
@@ -155,6 +223,39 @@ def workloads(pair: Pair, bulk_rows: int) -> dict[str, str]:
     }
 
 
+def written_with_log_rows(statements: dict[str, str]) -> dict[str, str]:
+    """The same workloads, each writing the log rows the shipped trigger would write."""
+    log = "insert into cdc.change_log (table_schema, table_name, operation, primary_key, "
+    per_row = (
+        statements["per row"]
+        .replace("do $$ begin", "do $$ declare item operations.order_items; begin")
+        .replace(
+            "; end loop;",
+            " returning * into item; "
+            + log
+            + "new_row) values ('operations', 'order_items', 'INSERT', "
+            "jsonb_build_object('order_item_id', item.order_item_id), to_jsonb(item)); end loop;",
+        )
+    )
+    return {
+        "per row": per_row,
+        "bulk insert": (
+            f"with written as ({statements['bulk insert']} returning *) "
+            + log
+            + "new_row) select 'operations', 'order_items', 'INSERT', "
+            "jsonb_build_object('order_item_id', w.order_item_id), to_jsonb(w) "
+            "from written as w"
+        ),
+        "bulk update": (
+            f"with written as ({statements['bulk update']} returning new.order_id, "
+            "to_jsonb(old) as old_row, to_jsonb(new) as new_row) "
+            + log
+            + "old_row, new_row) select 'operations', 'orders', 'UPDATE', "
+            "jsonb_build_object('order_id', order_id), old_row, new_row from written"
+        ),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.capture_variants", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="one repetition, small sizes")
@@ -174,7 +275,12 @@ def main() -> int:
         for rep in range(reps):
             for variant in turn_order(rep, list(VARIANTS)):
                 set_variant(pair, variant, True)
-                for workload, statement in statements.items():
+                chosen = (
+                    written_with_log_rows(statements)
+                    if variant == "log row without a trigger"
+                    else statements
+                )
+                for workload, statement in chosen.items():
                     pair.finance("truncate cdc.change_log; checkpoint")
                     seconds = timed(lambda statement=statement: pair.finance(statement))
                     times.setdefault((variant, workload), []).append(seconds)

@@ -1,4 +1,7 @@
-"""The results table: each figure, its baseline, the ratio and the target."""
+"""The results table: each figure, its baseline, the ratio and the target.
+
+`python -m bench.results` writes latest.md again from latest.json (after the causes in
+bench/shortfalls.py change)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ import platform
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+from bench.shortfalls import cause_of
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -61,6 +66,9 @@ def markdown(rows: list[Row], context: dict) -> str:
     notes = [f"- {row.figure}: {row.note}" for row in rows if row.note]
     if notes:
         lines += ["", "Notes:", *notes]
+    unmet = [f"- {row.figure}: {cause_of(row.figure)}." for row in rows if row.met is False]
+    if unmet:
+        lines += ["", "Targets not met, the measured cause and what would close it:", *unmet]
     lines += [
         "",
         "Each figure is the median of its repetitions, measured interleaved with its baseline "
@@ -82,6 +90,15 @@ def machine_context(size: str, postgres_version: str, duration_s: float) -> dict
     }
 
 
+def rewrite(name: str = "latest", directory: Path = RESULTS_DIR) -> Path:
+    """<name>.md written again from <name>.json: after bench/shortfalls.py changes, without
+    measuring again."""
+    saved = json.loads((directory / f"{name}.json").read_text())
+    rows = [Row(**row) for row in saved["rows"]]
+    (directory / f"{name}.md").write_text(markdown(rows, saved["context"]))
+    return directory / f"{name}.md"
+
+
 def write(rows: list[Row], context: dict, name: str, directory: Path = RESULTS_DIR) -> Path:
     """<name>.md and <name>.json: latest for the full size, quick for `make bench-quick` (so
     `make test` never overwrites the full figures)."""
@@ -91,3 +108,7 @@ def write(rows: list[Row], context: dict, name: str, directory: Path = RESULTS_D
         json.dumps({"context": context, "rows": [asdict(row) for row in rows]}, indent=2) + "\n"
     )
     return directory / f"{name}.md"
+
+
+if __name__ == "__main__":
+    print(f"written {rewrite()}")

@@ -10,6 +10,9 @@ from bench.results import Row
 from exporter.reports import REPORTS, export_query
 
 EXPORTS = ("open_orders", "top_delivery_dates", "pending_items", "top_customers")
+# Seconds; 1 s for the others. pending_items reads an aggregate kept up to date each cycle
+# (agg_pending_items_by_product) instead of joining 5M items, and is held to what that buys.
+LIMITS = {"open_orders": 5.0, "pending_items": 0.3}
 
 
 def run(pair: Pair, directory, reps: int, progress) -> tuple[list[Row], float, int]:
@@ -32,7 +35,7 @@ def run(pair: Pair, directory, reps: int, progress) -> tuple[list[Row], float, i
 
         figures = interleaved(reps, {"ours": ours, "raw": raw})
         seconds, baseline = median(figures["ours"]), median(figures["raw"])
-        limit = 5.0 if name == "open_orders" else 1.0
+        limit = LIMITS.get(name, 1.0)
         progress(f"  {name}: {seconds:.2f}s (psql {baseline:.2f}s)")
         rows.append(
             Row(
@@ -42,7 +45,7 @@ def run(pair: Pair, directory, reps: int, progress) -> tuple[list[Row], float, i
                 baseline,
                 "psql \\copy of the same query",
                 seconds / baseline,
-                f"≤ {limit:.0f} s",
+                f"≤ {limit:g} s",
                 seconds <= limit,
                 figures["ours"],
             )
