@@ -57,6 +57,15 @@ PAGE_SELECT = f"""
     limit %(limit)s
 """
 
+# Ordered by the table's columns too: "order by txid" would name the select list's bigint,
+# which no index holds, and sort the whole backlog on every page (0.15 s a page at 1M).
+NEXT_TXID = f"""
+    select txid::text::bigint from cdc.change_log
+    where {LANDABLE}
+    order by change_log.txid, change_log.change_id
+    limit 1
+"""
+
 
 @dataclass(frozen=True)
 class LandedPage:
@@ -232,11 +241,7 @@ def copy_page(
 def next_txid(src, watermark: Watermark, horizon: int) -> int | None:
     """The txid of the next change to land after the watermark, or None: a full page whose
     next change has another txid ended its transaction."""
-    src.execute(
-        f"select txid::text::bigint from cdc.change_log where {LANDABLE} "
-        "order by txid, change_id limit 1",
-        not_landed_parameters(watermark, horizon=horizon),
-    )
+    src.execute(NEXT_TXID, not_landed_parameters(watermark, horizon=horizon))
     row = src.fetchone()
     return row[0] if row else None
 
