@@ -224,6 +224,13 @@ def status(as_json: bool) -> None:
         )
     if not result.schema_changes_captured:
         click.echo("schema changes: not captured (capture was installed by a non-superuser)")
+    if result.commit_times_tracked:
+        click.echo("history time: commit time")
+    else:
+        click.echo(
+            "history time: statement time (finance_db has track_commit_timestamp off: turn it "
+            "on and restart finance_db to date history versions by commit time)"
+        )
     for table, columns in result.unmodelled_columns.items():
         click.echo(f"  {table}: source columns no model reads yet: {', '.join(columns)}")
 

@@ -42,14 +42,22 @@ DEFAULT_BATCH_SIZE = 50_000
 # One loader at a time: load ids must commit in the order they are handed out.
 
 STAGED_COLUMNS = (
-    "change_id, txid, changed_at, table_schema, table_name, operation, "
+    "change_id, txid, changed_at, committed_at, table_schema, table_name, operation, "
     "primary_key, old_row, new_row, load_id"
 )
 
-# A null limit is no limit.
+# A null limit is no limit. The commit time is asked for only where the source tracks it:
+# pg_xact_commit_timestamp() raises an error where track_commit_timestamp is off, and gives
+# null for a transaction that committed before it was turned on. A landable change's
+# transaction has committed, recently enough that its 32-bit xid is unambiguous.
 PAGE_SELECT = f"""
-    select change_id, txid::text::bigint, changed_at, table_schema, table_name, operation,
-           primary_key, old_row, new_row, %(load_id)s::bigint
+    select change_id, txid::text::bigint, changed_at,
+           case
+               when current_setting('track_commit_timestamp')::boolean
+                   then pg_xact_commit_timestamp(txid::xid)
+           end,
+           table_schema, table_name, operation, primary_key, old_row, new_row,
+           %(load_id)s::bigint
     from cdc.change_log
     where {LANDABLE}
     -- the table's columns, not the bigint txid of the select list: the index's order

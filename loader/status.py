@@ -33,6 +33,9 @@ class PipelineStatus:
     schema_changes_captured: bool = False
     # Source columns no model reads, per table, as of the newest staged SCHEMA change.
     unmodelled_columns: dict[str, list[str]] = field(default_factory=dict)
+    # Whether finance_db tracks commit times (track_commit_timestamp), which date the history
+    # models' versions; without them, versions are dated by statement time.
+    commit_times_tracked: bool | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -77,6 +80,8 @@ def pipeline_status() -> PipelineStatus:
             status.oldest_open_transaction = oldest_open_transaction(cur)
             status.capture_faults = [fault.describe() for fault in capture_faults(cur)]
             status.schema_changes_captured = schema_changes_captured(cur)
+            cur.execute("select current_setting('track_commit_timestamp')::boolean")
+            status.commit_times_tracked = cur.fetchone()[0]
     return status
 
 

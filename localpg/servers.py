@@ -193,7 +193,8 @@ def ensure_running(server: LocalServer, port: int, user, progress) -> int:
             "-t",
             str(START_TIMEOUT_SECONDS),
             "-o",
-            f"-p {port}",
+            # Commit timestamps: the history models date each version by its commit.
+            f"-p {port} -c track_commit_timestamp=on",
             "start",
         ],
     )

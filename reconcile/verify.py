@@ -1,4 +1,5 @@
-"""`acme verify`: compares each captured source table with its warehouse table.
+"""`acme verify`: compares each captured source table with its warehouse table, and with the
+current versions of its history model.
 
 Per table: row counts and an order-independent hash of every row's values (the sum of each
 row's md5, so a single wrong value changes it). Where they differ, both sides are streamed
@@ -18,10 +19,12 @@ from connections.settings import ANALYTICS, FINANCE
 from loader.capture import require_installed
 from loader.lag import unloaded_changes
 from loader.watermark import read_watermark
-from pipeline.marts import MARTS
+from pipeline.marts import HISTORIES, MARTS
 
-# The current-state table the dbt marts keep for each captured source table.
+# The current-state table the dbt marts keep for each captured source table, and the history
+# model whose current versions must hold the same rows.
 WAREHOUSE_TABLES = {mart.source: mart.relation for mart in MARTS}
+HISTORY_TABLES = {history.source: history.relation for history in HISTORIES}
 DIFFERING_KEYS_SHOWN = 5
 FETCH_SIZE = 10_000
 
@@ -74,7 +77,14 @@ def verify() -> VerifyResult:
             pending = pending_changes(cur, warehouse)
         with warehouse.cursor() as cur:
             cur.execute("set local datestyle = 'ISO, YMD'")
-        results = [compare_table(source, warehouse, table) for table in captured]
+        results = [
+            compare_table(source, warehouse, table, WAREHOUSE_TABLES.get(table))
+            for table in captured
+        ] + [
+            compare_table(source, warehouse, table, HISTORY_TABLES[table], current_only=True)
+            for table in captured
+            if table in HISTORY_TABLES
+        ]
     return VerifyResult(results, pending)
 
 
@@ -85,27 +95,36 @@ def pending_changes(source_cur, warehouse) -> int:
     return unloaded_changes(source_cur, watermark)[0]
 
 
-def compare_table(source, warehouse, table: tuple[str, str]) -> TableResult:
+def compare_table(
+    source,
+    warehouse,
+    table: tuple[str, str],
+    target: tuple[str, str] | None,
+    current_only: bool = False,
+) -> TableResult:
+    """target: the warehouse table; current_only: a history model, whose current versions are
+    compared."""
     source_name = ".".join(table)
-    target = WAREHOUSE_TABLES.get(table)
     with source.cursor() as cur:
         key_columns = primary_key_columns(cur, table)
         column_types = table_columns(cur, table)
     columns = list(column_types)
     if target is None:
         with source.cursor() as cur:
-            source_rows, _ = table_fingerprint(cur, table, columns, column_types)
+            source_rows, _ = table_fingerprint(cur, sql.Identifier(*table), columns, column_types)
         return TableResult(
             source_name, "-", source_rows, None, False, note="no warehouse table is built for it"
         )
+    target_name = ".".join(target) + (" (current versions)" if current_only else "")
+    rows = relation_sql(target, current_only)
     with warehouse.cursor() as cur:
         warehouse_columns = set(table_columns(cur, target))
     if not warehouse_columns:
         with source.cursor() as cur:
-            source_rows, _ = table_fingerprint(cur, table, columns, column_types)
+            source_rows, _ = table_fingerprint(cur, sql.Identifier(*table), columns, column_types)
         return TableResult(
             source_name,
-            ".".join(target),
+            target_name,
             source_rows,
             None,
             False,
@@ -113,15 +132,17 @@ def compare_table(source, warehouse, table: tuple[str, str]) -> TableResult:
         )
     shared = [column for column in columns if column in warehouse_columns]
     with source.cursor() as cur:
-        source_rows, source_hash = table_fingerprint(cur, table, shared, column_types)
+        source_rows, source_hash = table_fingerprint(
+            cur, sql.Identifier(*table), shared, column_types
+        )
     with warehouse.cursor() as cur:
-        warehouse_rows, warehouse_hash = table_fingerprint(cur, target, shared, column_types)
+        warehouse_rows, warehouse_hash = table_fingerprint(cur, rows, shared, column_types)
     # A warehouse column the source no longer has was renamed or dropped there: the
     # warehouse cannot be kept right for it, so the table does not match.
     gone = sorted(warehouse_columns - set(columns) - LINEAGE_COLUMNS)
     result = TableResult(
         source_name,
-        ".".join(target),
+        target_name,
         source_rows,
         warehouse_rows,
         (source_rows, source_hash) == (warehouse_rows, warehouse_hash) and not gone,
@@ -135,13 +156,35 @@ def compare_table(source, warehouse, table: tuple[str, str]) -> TableResult:
     result.note = "; ".join(notes)
     if (source_rows, source_hash) != (warehouse_rows, warehouse_hash):
         result.differing_keys = first_differing_keys(
-            source, warehouse, table, target, key_columns, shared, column_types
+            source, warehouse, table, rows, key_columns, shared, column_types
         )
     return result
 
 
-# The marts' own columns, which no source table has (cdc_current_state()).
-LINEAGE_COLUMNS = {"last_change_id", "last_changed_at", "last_change_operation", "last_load_id"}
+# The marts' and history models' own columns, which no source table has (cdc_current_state(),
+# cdc_history()).
+LINEAGE_COLUMNS = {
+    "last_change_id",
+    "last_changed_at",
+    "last_change_operation",
+    "last_load_id",
+    "valid_from",
+    "valid_to",
+    "is_current",
+    "change_id",
+    "txid",
+    "ended_by",
+    "ended_by_change_id",
+}
+
+
+def relation_sql(relation: tuple[str, str], current_only: bool = False) -> sql.Composable:
+    """The rows compared: a table's, or a history model's current versions."""
+    if not current_only:
+        return sql.Identifier(*relation)
+    return sql.SQL("(select * from {} where is_current) as current_versions").format(
+        sql.Identifier(*relation)
+    )
 
 
 def primary_key_columns(cur, table: tuple[str, str]) -> list[str]:
@@ -173,20 +216,20 @@ def row_text(columns: list[str], column_types: dict[str, str]) -> sql.Composed:
 
 
 def table_fingerprint(
-    cur, table: tuple[str, str], columns: list[str], column_types: dict[str, str]
+    cur, rows: sql.Composable, columns: list[str], column_types: dict[str, str]
 ) -> tuple[int, str]:
     cur.execute(
         sql.SQL(
             "select count(*), coalesce(sum(('x' || left(md5({row}), 16))::bit(64)::bigint"
             "::numeric), 0)::text from {table}"
-        ).format(row=row_text(columns, column_types), table=sql.Identifier(*table))
+        ).format(row=row_text(columns, column_types), table=rows)
     )
     count, digest = cur.fetchone()
     return count, digest
 
 
 def first_differing_keys(
-    source, warehouse, table, target, key_columns, columns, column_types
+    source, warehouse, table, target_rows, key_columns, columns, column_types
 ) -> list[str]:
     """Merges both sides in key order; a key missing on one side or hashed differently."""
     query = sql.SQL("select {keys}, md5({row}) from {table} order by {keys}")
@@ -196,14 +239,10 @@ def first_differing_keys(
         source.cursor(name="verify_source") as left,
         warehouse.cursor(name="verify_warehouse") as right,
     ):
-        for cursor, relation in ((left, table), (right, target)):
+        for cursor, relation in ((left, sql.Identifier(*table)), (right, target_rows)):
             cursor.itersize = FETCH_SIZE
             cursor.execute(
-                query.format(
-                    keys=keys,
-                    row=row_text(columns, column_types),
-                    table=sql.Identifier(*relation),
-                )
+                query.format(keys=keys, row=row_text(columns, column_types), table=relation)
             )
         differing: list[str] = []
         source_row, warehouse_row = next(left, None), next(right, None)

@@ -12,12 +12,19 @@ def test_verify_passes_after_the_pipeline_drains(platform):
     platform.pipeline_run()
     result = json.loads(platform.acme("verify", "--json").stdout)
     assert result["ok"] is True and result["pending_changes"] == 0
-    tables = {table["source_table"]: table for table in result["tables"]}
+    # Each table against its mart, and against its history model's current versions.
+    tables = {
+        (table["source_table"], table["warehouse_table"]): table for table in result["tables"]
+    }
     assert set(tables) == {
-        "operations.customers",
-        "operations.products",
-        "operations.orders",
-        "operations.order_items",
+        (f"operations.{table}", f"analytics.{model}")
+        for table, mart in (
+            ("customers", "dim_customers"),
+            ("products", "dim_products"),
+            ("orders", "fact_orders"),
+            ("order_items", "fact_order_items"),
+        )
+        for model in (mart, f"{mart}_history (current versions)")
     }
     assert all(t["source_rows"] == t["warehouse_rows"] > 0 for t in tables.values())
 
@@ -43,6 +50,25 @@ def test_verify_names_what_differs(platform):
     assert f"key {changed_order} has other values" in result.stdout
     assert f"key {missing_item} missing from the warehouse" in result.stdout
     assert "verify: the warehouse differs from the source" in result.stderr
+
+
+def test_verify_checks_the_history_current_versions(platform):
+    platform.acme(*WORKLOAD)
+    platform.acme("pipeline", "run")
+    platform.analytics(
+        "update analytics.fact_orders_history set status = 'NOT THE SOURCE' "
+        "where is_current and order_id = (select min(order_id) from analytics.fact_orders)"
+    )
+    first_order = platform.finance("select min(order_id) from operations.orders", fetch=True)
+    result = json.loads(platform.acme("verify", "--json", check=False).stdout)
+    assert result["ok"] is False
+    failed = [t for t in result["tables"] if not t["matches"]]
+    assert [(t["warehouse_table"], t["differing_keys"]) for t in failed] == [
+        (
+            "analytics.fact_orders_history (current versions)",
+            [f"{first_order[0][0]} has other values"],
+        )
+    ]
 
 
 def test_verify_counts_changes_not_yet_loaded(platform):

@@ -1,6 +1,6 @@
 {#-
-    The staged changes of one source table, one row per change: change_id, load_id,
-    change_operation, changed_at, primary_key (jsonb) and row_image, the new row as jsonb for
+    The staged changes of one source table, one row per change: change_id, txid, load_id,
+    change_operation, changed_at, committed_at, primary_key (jsonb) and row_image, the new row as jsonb for
     INSERT, UPDATE and SNAPSHOT and null for DELETE and TRUNCATE. Staging models decode
     row_image into typed columns; keys it holds beyond those are ignored, so a new source
     column breaks nothing. SCHEMA changes are the loader's (loader/schema_contract.py) and are
@@ -13,9 +13,11 @@
 {% macro staged_changes_of(table_name, table_schema='operations') %}
     select
         change_id,
+        txid,
         load_id,
         operation as change_operation,
         changed_at,
+        committed_at,
         primary_key,
         case
             when

@@ -18,6 +18,11 @@ create table if not exists staging.change_log (
     load_id bigint not null
 );
 
+-- When the change's transaction committed on the source (pg_xact_commit_timestamp), null where
+-- the source does not track commit timestamps (track_commit_timestamp off when it committed):
+-- the history models date versions by it, else by changed_at.
+alter table staging.change_log add column if not exists committed_at timestamptz;
+
 -- The dbt models read one table's changes, and the incremental ones only the newest loads.
 create index if not exists change_log_table_load_idx
 on staging.change_log (table_schema, table_name, load_id);

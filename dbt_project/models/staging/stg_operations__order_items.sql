@@ -10,9 +10,11 @@ changes as (
 final as (
     select
         change_id,
+        txid,
         load_id,
         change_operation,
         changed_at,
+        committed_at,
         primary_key,
         (primary_key ->> 'order_item_id')::bigint as order_item_id,
         (row_image ->> 'order_id')::bigint as order_id,

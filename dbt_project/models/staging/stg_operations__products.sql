@@ -10,9 +10,11 @@ changes as (
 final as (
     select
         change_id,
+        txid,
         load_id,
         change_operation,
         changed_at,
+        committed_at,
         primary_key,
         (primary_key ->> 'product_id')::bigint as product_id,
         (row_image ->> 'product_name')::character varying(500) as product_name,

@@ -51,8 +51,8 @@
             ranked_changes.key_last_load_id as last_load_id,
             to_jsonb(ranked_changes)
             - array[
-                'change_id', 'load_id', 'change_operation', 'changed_at', 'primary_key',
-                'change_rank', 'key_last_load_id'
+                'change_id', 'txid', 'load_id', 'change_operation', 'changed_at',
+                'committed_at', 'primary_key', 'change_rank', 'key_last_load_id'
             ] as row_image
         from ranked_changes
         where

@@ -1,0 +1,21 @@
+{#-
+    The history_apply incremental strategy (config: incremental_strategy='history_apply'), for
+    models built with cdc_history(). The model's incremental run emits every version of each
+    affected key, and a key left with no version once, with a null change_id. Applying it:
+    delete every version of each emitted key, then insert the emitted versions. Both
+    statements run in the model's transaction, so readers see the old history or the new one.
+
+    arg_dict is dbt's, as for get_incremental_cdc_apply_sql().
+-#}
+{% macro get_incremental_history_apply_sql(arg_dict) %}
+{% set dest_columns_csv = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) %}
+
+    delete from {{ arg_dict['target_relation'] }} as target_rows
+    using {{ arg_dict['temp_relation'] }} as changed_rows
+    where {{ cdc_apply_delete_condition(arg_dict) }};
+
+    insert into {{ arg_dict['target_relation'] }} ({{ dest_columns_csv }})
+    select {{ dest_columns_csv }}
+    from {{ arg_dict['temp_relation'] }}
+    where change_id is not null
+{% endmacro %}
