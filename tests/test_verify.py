@@ -54,7 +54,7 @@ def test_verify_names_what_differs(platform):
 
 def test_verify_checks_the_history_current_versions(platform):
     platform.acme(*WORKLOAD)
-    platform.acme("pipeline", "run")
+    platform.pipeline_run()
     platform.analytics(
         "update analytics.fact_orders_history set status = 'NOT THE SOURCE' "
         "where is_current and order_id = (select min(order_id) from analytics.fact_orders)"
