@@ -16,6 +16,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 
 import psycopg2
+from psycopg2 import sql
 
 from bench import datasets
 from bench.cluster import Cluster, create_database, run_sql
@@ -198,8 +199,9 @@ def replica_matches(pair, replica_uri: str) -> bool:
             with source.cursor() as src, replica.cursor() as dst:
                 column_types = table_columns(src, name)
                 columns = list(column_types)
-                if table_fingerprint(src, name, columns, column_types) != table_fingerprint(
-                    dst, name, columns, column_types
+                rows = sql.Identifier(*name)
+                if table_fingerprint(src, rows, columns, column_types) != table_fingerprint(
+                    dst, rows, columns, column_types
                 ):
                     return False
         return True

@@ -10,7 +10,16 @@
     delete, optional).
 -#}
 {% macro get_incremental_cdc_apply_sql(arg_dict) %}
-{% set dest_columns_csv = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) %}
+    {{ cdc_replace_keys_sql(arg_dict, "last_change_operation not in ('DELETE', 'TRUNCATE')") }}
+{% endmacro %}
+
+{#-
+    Both strategies' statements (cdc_apply, history_apply): delete every target row whose key
+    is emitted, then insert the emitted rows for which inserted_rows (a condition on the
+    temporary relation's columns) holds.
+-#}
+{% macro cdc_replace_keys_sql(arg_dict, inserted_rows) %}
+    {% set dest_columns_csv = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) %}
 
     delete from {{ arg_dict['target_relation'] }} as target_rows
     using {{ arg_dict['temp_relation'] }} as changed_rows
@@ -19,7 +28,7 @@
     insert into {{ arg_dict['target_relation'] }} ({{ dest_columns_csv }})
     select {{ dest_columns_csv }}
     from {{ arg_dict['temp_relation'] }}
-    where last_change_operation not in ('DELETE', 'TRUNCATE')
+    where {{ inserted_rows }}
 {% endmacro %}
 
 {#-

@@ -8,14 +8,5 @@
     arg_dict is dbt's, as for get_incremental_cdc_apply_sql().
 -#}
 {% macro get_incremental_history_apply_sql(arg_dict) %}
-{% set dest_columns_csv = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) %}
-
-    delete from {{ arg_dict['target_relation'] }} as target_rows
-    using {{ arg_dict['temp_relation'] }} as changed_rows
-    where {{ cdc_apply_delete_condition(arg_dict) }};
-
-    insert into {{ arg_dict['target_relation'] }} ({{ dest_columns_csv }})
-    select {{ dest_columns_csv }}
-    from {{ arg_dict['temp_relation'] }}
-    where change_id is not null
+    {{ cdc_replace_keys_sql(arg_dict, 'change_id is not null') }}
 {% endmacro %}
