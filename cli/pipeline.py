@@ -17,7 +17,7 @@ from loader.status import pipeline_status
 from monitoring.logs import LOG_FORMATS, configure_logging
 from monitoring.metrics import PipelineMetrics, serve_metrics
 from monitoring.monitor import PipelineMonitor
-from pipeline.cycle import DEFAULT_TEST_INTERVAL, run_cycle
+from pipeline.cycle import DEFAULT_HISTORY_INTERVAL, DEFAULT_TEST_INTERVAL, run_cycle
 from pipeline.cycle import follow as follow_cycles
 
 log = logging.getLogger("acme.pipeline")
@@ -49,6 +49,16 @@ def pipeline() -> None:
     help="With --follow: seconds between runs of the dbt data tests. Cycles in between run "
     "only the incremental models, so a change reaches the reports in seconds; a failing test "
     "stops --follow. 0 tests after every cycle that loaded changes.",
+)
+@click.option(
+    "--history-interval",
+    type=click.FloatRange(0, 86400),
+    default=DEFAULT_HISTORY_INTERVAL,
+    show_default=True,
+    help="With --follow: seconds between builds of the history models "
+    "(analytics.*_history, every version of every row), which no live report reads. Cycles "
+    "in between build only the marts, so the reports stay seconds behind the source and the "
+    "history at most this much; 0 builds them every cycle.",
 )
 @click.option(
     "--batch-size",
@@ -99,6 +109,7 @@ def run(
     follow: bool,
     interval: float,
     test_interval: float,
+    history_interval: float,
     batch_size: int,
     max_batches: int | None,
     full_refresh: bool,
@@ -133,6 +144,7 @@ def run(
                 batch_size=batch_size,
                 observer=PipelineMonitor(metrics, verbose=verbose),
                 test_interval=test_interval,
+                history_interval=history_interval,
             )
         return
     if log_format == "json":

@@ -35,6 +35,9 @@ from pipeline.dbt_build import BuildResult, FollowBuilds, dbt_build, warehouse_i
 MAX_BACKOFF_SECONDS = 60.0
 # How often --follow runs the data tests (they read whole tables, so not every cycle).
 DEFAULT_TEST_INTERVAL = 300.0
+# How often --follow builds the history models (no live report reads them; each build costs
+# about what the marts' does, and every cycle would double the reports' latency).
+DEFAULT_HISTORY_INTERVAL = 30.0
 
 log = logging.getLogger("acme.pipeline")
 
@@ -147,6 +150,7 @@ def follow(
     batch_size: int,
     observer: CycleObserver | None = None,
     test_interval: float = DEFAULT_TEST_INTERVAL,
+    history_interval: float = DEFAULT_HISTORY_INTERVAL,
 ) -> int:
     """Runs cycles until SIGINT or SIGTERM; the cycle under way finishes first. Logs to the
     `acme.pipeline` logger; without an observer, each cycle's line is result.describe().
@@ -164,10 +168,11 @@ def follow(
     # The first cycle builds even with nothing new, and so does the first after a failure:
     # the failed one may have landed changes and then lost its build.
     build_owed = True
-    builds = FollowBuilds(test_interval)
+    builds = FollowBuilds(test_interval, history_interval)
     log.info(
         "first cycle: loading every change since the watermark, then a full dbt build with "
-        "its tests (later cycles build only the marts the new changes touch)",
+        "its tests (later cycles build the marts the new changes touch, and the history "
+        f"models every {history_interval:g}s)",
         extra={"event": "starting"},
     )
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,39 +164,64 @@ def parse_manifest():
 
 
 # The models a cycle of --follow brings up to date: the marts are incremental tables that the
-# new changes move; staging and reports are views, current as soon as the marts are.
+# new changes move; staging and reports are views, current as soon as the marts are. The
+# history models (every version of every row) are incremental too, but no live report reads
+# them, so --follow may build them less often.
 INCREMENTAL_MODELS = "config.materialized:incremental"
+MART_MODELS = "path:models/marts"
+HISTORY_MODELS = "path:models/history"
 
 
 class FollowBuilds:
     """How `--follow` builds the warehouse, so a change is in the reports seconds after it
     commits. The first build (and the first after a failed cycle) is a full `dbt build`:
     every model and data test. After it, a cycle that landed changes runs only the
-    incremental marts, with the project parsed once; the data tests, which read whole tables,
-    run every test_interval seconds instead of every cycle, and stop --follow on a failure.
+    incremental marts, with the project parsed once, and the history models with them once
+    history_interval seconds have passed since they were last built (a cycle with nothing
+    new builds them then too, if they are behind). The data tests, which read whole tables,
+    run every test_interval seconds instead of every cycle, with the history brought up to
+    date first, and stop --follow on a failure.
     A project changed on disk is picked up by restarting --follow."""
 
-    def __init__(self, test_interval: float):
+    def __init__(
+        self,
+        test_interval: float,
+        history_interval: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.test_interval = test_interval
+        self.history_interval = history_interval
+        self.clock = clock
         self.manifest = None
-        self.tested_at = 0.0
-        self.untested = False
+        self.tested_at = self.history_built_at = 0.0
+        self.untested = self.history_behind = False
 
     def build(self, changes_landed: bool, full_build_owed: bool) -> BuildResult | None:
         if full_build_owed or self.manifest is None:
             self.manifest = self.manifest or parse_manifest()
             result = run_dbt("build", "--quiet", manifest=self.manifest)
-            self.tested_at, self.untested = time.monotonic(), False
+            self.tested_at = self.history_built_at = self.clock()
+            self.untested = self.history_behind = False
             return result
         result = None
-        if changes_landed:
-            result = run_dbt(
-                "run", "--quiet", "--select", INCREMENTAL_MODELS, manifest=self.manifest
-            )
-            self.untested = True
-        if self.untested and time.monotonic() - self.tested_at >= self.test_interval:
+        self.untested |= changes_landed
+        self.history_behind |= changes_landed
+        tests_due = self.untested and self.clock() - self.tested_at >= self.test_interval
+        # The data tests hold each history to its mart, so they never run on a history behind.
+        history_due = self.history_behind and (
+            tests_due or self.clock() - self.history_built_at >= self.history_interval
+        )
+        if changes_landed or history_due:
+            if changes_landed and history_due:
+                selection = INCREMENTAL_MODELS
+            else:
+                selection = MART_MODELS if changes_landed else HISTORY_MODELS
+            result = run_dbt("run", "--quiet", "--select", selection, manifest=self.manifest)
+            if history_due:
+                self.history_built_at, self.history_behind = self.clock(), False
+        if tests_due:
             tests = run_dbt("test", "--quiet", manifest=self.manifest)
-            self.tested_at, self.untested = time.monotonic(), False
+            self.tested_at, self.untested = self.clock(), False
             result = tests if result is None else combined(result, tests)
         return result
 

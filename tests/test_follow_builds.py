@@ -1,11 +1,14 @@
 """What `--follow` builds: a full `dbt build` first, then only the incremental marts each
-cycle that landed changes, and the data tests every --test-interval seconds, whose failure
-stops it (pipeline/dbt_build.py, FollowBuilds)."""
+cycle that landed changes, the history models every --history-interval seconds, and the data
+tests every --test-interval seconds, whose failure stops it (pipeline/dbt_build.py,
+FollowBuilds)."""
 
 from __future__ import annotations
 
 import time
 
+from pipeline.cycle import run_cycle
+from pipeline.dbt_build import FollowBuilds
 from tests.pgbench.harness import Follower, seed_reference_data
 
 
@@ -31,15 +34,15 @@ def cycle_landing_a_new_order(platform, follower: Follower) -> str:
 def test_follow_builds_models_each_cycle_and_tests_on_their_interval(platform):
     seed_reference_data(platform)
     add_order(platform)
-    follower = Follower.start("--test-interval", "3600")
+    follower = Follower.start("--test-interval", "3600", "--history-interval", "3600")
     try:
         follower.wait_for_cycles(1, 0.0, built=True)
         first = [line for line in follower.own_lines() if " loaded " in line][0]
         assert "; dbt build " in first, first  # every model and every data test
         line = cycle_landing_a_new_order(platform, follower)
         # the four marts, the two pending_items models and the two hooks (the build range, the
-        # schema grant); no views, no tests within the hour
-        assert "; dbt run 12 nodes in " in line and "test" not in line, line
+        # schema grant); no views, no history and no tests within the hour
+        assert "; dbt run 8 nodes in " in line and "test" not in line, line
         rows = platform.analytics("select count(*) from reports.open_orders", fetch=True)
         assert rows[0][0] == 2
     finally:
@@ -65,3 +68,46 @@ def test_a_failing_data_test_stops_follow_at_its_interval(platform):
     assert follower.process.returncode == 1, output[-3000:]
     assert "dbt test failed (is_current_state_of_fact_orders" in output, output[-3000:]
     assert "retrying in" not in output
+
+
+def history_rows(platform) -> int:
+    return platform.analytics("select count(*) from analytics.fact_orders_history", fetch=True)[0][
+        0
+    ]
+
+
+def test_history_models_build_on_their_own_interval(platform):
+    """FollowBuilds in this process, on a clock the test moves: real dbt, real servers."""
+    seed_reference_data(platform)
+    add_order(platform)
+    now = [0.0]
+    builds = FollowBuilds(test_interval=86400, history_interval=30, clock=lambda: now[0])
+
+    def cycle(first: bool = False):
+        return run_cycle(build_when_idle=first, follow_builds=builds).build
+
+    assert cycle(first=True).command == "build"
+    assert history_rows(platform) == 1
+    add_order(platform)
+    now[0] = 10
+    assert cycle().nodes == 8  # the marts and the two hooks: the reports are current
+    assert platform.analytics("select count(*) from reports.open_orders", fetch=True) == [(2,)]
+    assert history_rows(platform) == 1  # the history waits for its interval
+    now[0] = 20
+    assert cycle() is None  # nothing new, history not due
+    now[0] = 31
+    assert cycle().nodes == 6  # nothing new, but history behind and due: the four histories
+    assert history_rows(platform) == 2
+    now[0] = 45
+    assert cycle() is None  # history is current: nothing to build however long it waits
+    add_order(platform)
+    now[0] = 70
+    assert cycle().nodes == 12  # changes, and history due: marts and histories at once
+    assert history_rows(platform) == 3
+    # Data tests due: they hold each history to its mart, so the history is built first.
+    builds.test_interval = 0
+    add_order(platform)
+    now[0] = 80
+    build = cycle()
+    assert build.command == "run + test", build
+    assert history_rows(platform) == 4

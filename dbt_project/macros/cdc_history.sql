@@ -210,9 +210,12 @@
 -#}
 {% macro history_predates_floor(model_relation, floor_sql) -%}
     {%- if execute -%}
+        {#- min(), which reads one end of the change_id index: "exists (... where change_id <
+            (floor))" could not know the floor when planned and scanned the whole table (0.65 s
+            at 5M versions). -#}
         {{ run_query(
-            "select exists (select from " ~ model_relation
-            ~ " where change_id < " ~ floor_sql ~ ")::text"
+            "select coalesce((select min(change_id) from " ~ model_relation
+            ~ ") < " ~ floor_sql ~ ", false)::text"
         ).columns[0].values()[0] }}
     {%- else -%}
         false
