@@ -1,13 +1,13 @@
-"""The platform's own steps, in-process, for one pair: load, and the incremental dbt run that
-`acme pipeline run --follow` does each cycle (models only; the data tests run on their own
-interval), with the manifest parsed once per pair as --follow does (a manifest names its
-database, so each pair has its own)."""
+"""The platform's own steps, in-process, for one pair: load, and the incremental dbt runs that
+`acme pipeline run --follow` does (the marts each cycle, the history models on their own
+interval; models only, the data tests run on theirs), with the manifest parsed once per pair
+as --follow does (a manifest names its database, so each pair has its own)."""
 
 from __future__ import annotations
 
 from bench.cluster import Pair
 from loader.copy_changes import load_changes
-from pipeline.dbt_build import INCREMENTAL_MODELS, parse_manifest, run_dbt
+from pipeline.dbt_build import HISTORY_MODELS, MART_MODELS, parse_manifest, run_dbt
 
 
 class Warehouse:
@@ -26,11 +26,18 @@ class Warehouse:
             self.manifest = parse_manifest()
 
     def incremental(self) -> None:
-        with self.pair.active():
-            run_dbt("run", "--quiet", "--select", INCREMENTAL_MODELS, manifest=self.manifest)
+        """The marts, as each --follow cycle builds them."""
+        self.run("--select", MART_MODELS)
 
-    def full_refresh(self) -> None:
-        """Every model: replacing a mart drops the report views on it (dbt drops the old
-        table with cascade), so they are rebuilt too."""
+    def history(self) -> None:
+        """The history models, as --follow builds them every --history-interval."""
+        self.run("--select", HISTORY_MODELS)
+
+    def full_refresh_of(self, selection: str) -> None:
+        """A full refresh of the selected models and what reads them (replacing a table drops
+        the views on it, cascade, so they are rebuilt too)."""
+        self.run("--full-refresh", "--select", f"{selection}+")
+
+    def run(self, *selection: str) -> None:
         with self.pair.active():
-            run_dbt("run", "--quiet", "--full-refresh", manifest=self.manifest)
+            run_dbt("run", "--quiet", *selection, manifest=self.manifest)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import click
 
 from exporter.csv_export import export_report
@@ -37,7 +39,41 @@ def output_option(default: str | None, shown: str | None = None):
 
 def report_written(result) -> None:
     """The confirmation goes to stderr when the CSV itself went to stdout."""
-    click.echo(f"wrote {result.rows} rows to {result.path}", err=str(result.path) == "-")
+    click.echo(
+        f"wrote {result.rows} rows to {result.path}; {result.reflects}",
+        err=str(result.path) == "-",
+    )
+
+
+class MomentType(click.ParamType):
+    """A commit time: ISO 8601, UTC unless it carries an offset."""
+
+    name = "moment"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, datetime):
+            return value
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            self.fail(
+                f"{value!r} is not a moment: give 'YYYY-MM-DD HH:MM:SS' (UTC, or with an "
+                "offset such as +02:00)",
+                param,
+                ctx,
+            )
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+AS_OF = click.option(
+    "--as-of",
+    type=MomentType(),
+    metavar="'YYYY-MM-DD HH:MM:SS'",
+    help="Write the report as it stood at this commit time (UTC unless an offset is given), "
+    "from the history models: the same columns and order as the live report. Refused, with "
+    "the moment named, after the moment the warehouse is complete up to or before capture "
+    "started.",
+)
 
 
 @click.command(
@@ -47,14 +83,15 @@ def report_written(result) -> None:
     f"{', '.join(REPORTS['open_orders'].order_by)}.",
 )
 @output_option(None, "open_orders.csv; open_orders_summary.csv with --summary")
+@AS_OF
 @click.option(
     "--summary",
     is_flag=True,
     help=f"Count per delivery date and status instead: {header('open_orders_summary')}.",
 )
-def open_orders(output: str | None, summary: bool) -> None:
+def open_orders(output: str | None, summary: bool, as_of: datetime | None) -> None:
     report = "open_orders_summary" if summary else "open_orders"
-    report_written(export_report(report, output or f"{report}.csv"))
+    report_written(export_report(report, output or f"{report}.csv", as_of=as_of))
 
 
 @click.command(
@@ -64,8 +101,9 @@ def open_orders(output: str | None, summary: bool) -> None:
 )
 @output_option("top_delivery_dates.csv")
 @LIMIT
-def top_delivery_dates(output: str, limit: int) -> None:
-    report_written(export_report("top_delivery_dates", output, limit))
+@AS_OF
+def top_delivery_dates(output: str, limit: int, as_of: datetime | None) -> None:
+    report_written(export_report("top_delivery_dates", output, limit, as_of))
 
 
 @click.command(
@@ -74,8 +112,9 @@ def top_delivery_dates(output: str, limit: int) -> None:
     "\n\nlast_updated is the latest change time of those items or their orders.",
 )
 @output_option("pending_items.csv")
-def pending_items(output: str) -> None:
-    report_written(export_report("pending_items", output))
+@AS_OF
+def pending_items(output: str, as_of: datetime | None) -> None:
+    report_written(export_report("pending_items", output, as_of=as_of))
 
 
 @click.command(
@@ -85,8 +124,9 @@ def pending_items(output: str) -> None:
 )
 @output_option("top_customers.csv")
 @LIMIT
-def top_customers(output: str, limit: int) -> None:
-    report_written(export_report("top_customers", output, limit))
+@AS_OF
+def top_customers(output: str, limit: int, as_of: datetime | None) -> None:
+    report_written(export_report("top_customers", output, limit, as_of))
 
 
 EXPORT_COMMANDS = (open_orders, top_delivery_dates, pending_items, top_customers)

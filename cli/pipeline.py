@@ -245,6 +245,16 @@ def status(as_json: bool) -> None:
         )
     for table, columns in result.unmodelled_columns.items():
         click.echo(f"  {table}: source columns no model reads yet: {', '.join(columns)}")
+    for name, moment in (("reports", result.reports_reflect), ("history", result.history_reflects)):
+        if moment is None:
+            click.echo(f"{name}: not built yet")
+        elif moment["complete_through"] is None:
+            click.echo(f"{name}: through change_id {moment['change_id']}")
+        else:
+            click.echo(
+                f"{name}: every change committed before {moment['complete_through']} "
+                f"(through change_id {moment['change_id']})"
+            )
 
 
 @pipeline.command()

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from connections.connect import connected
 from connections.errors import ExportError
 from connections.settings import ANALYTICS, PROJECT_ROOT
+from exporter.as_of import check_as_of
 from exporter.output_file import STDOUT, describe_os_error, plan_output
-from exporter.reports import REPORTS, export_query
+from exporter.reports import AS_OF_SUFFIX, REPORTS, export_query
+from pipeline.moments import REPORT_MODELS, built_through, utc
 
 
 def export_dir() -> Path:
@@ -44,10 +47,16 @@ def resolve_output(output: str) -> Path | str:
 class ExportResult:
     path: Path | str
     rows: int
+    reflects: str
 
 
-def export_report(name: str, output: str, limit: int | None = None) -> ExportResult:
+def export_report(
+    name: str, output: str, limit: int | None = None, as_of: datetime | None = None
+) -> ExportResult:
+    """Writes the report, live or (as_of) as it stood at that moment, from the history
+    models (exporter/moments.py checks the moment can be answered)."""
     report = REPORTS[name]
+    relation = report.relation + AS_OF_SUFFIX if as_of else report.relation
     target = resolve_output(output)
     destination = plan_output(target)
     with (
@@ -55,18 +64,26 @@ def export_report(name: str, output: str, limit: int | None = None) -> ExportRes
         conn,
         conn.cursor() as cur,
     ):
-        cur.execute("select to_regclass(%s) is not null", (report.relation,))
+        cur.execute("select to_regclass(%s) is not null", (relation,))
         if not cur.fetchone()[0]:
             raise ExportError(
-                f"the report {report.relation} does not exist yet: run `acme pipeline run` first"
+                f"the report {relation} does not exist yet: run `acme pipeline run` first"
             )
+        if as_of:
+            check_as_of(cur, as_of)
+            cur.execute("select set_config('acme.as_of', %s, true)", (as_of.isoformat(),))
+            reflects = f"as it stood at {utc(as_of)}"
+        else:
+            moment = built_through(cur, REPORT_MODELS)
+            reflects = moment.describe() if moment else "from marts not yet built through a load"
         cur.execute("set local role acme_reporting")
         cur.execute("set local datestyle = 'ISO, YMD'")
-        query = f"copy ({export_query(report, limit)}) to stdout with (format csv, header)"
+        query = export_query(report, limit, relation)
+        copy = f"copy ({query}) to stdout with (format csv, header)"
 
         def copy_into(out) -> int:
-            cur.copy_expert(query, out)
+            cur.copy_expert(copy, out)
             return cur.rowcount
 
         rows = destination.write(copy_into)
-    return ExportResult(target, rows)
+    return ExportResult(target, rows, reflects)

@@ -16,6 +16,9 @@ from connections.dbt_project import MODELS_DIR, acme_vars
 
 REPORTS_YML = MODELS_DIR / "reports" / "reports.yml"
 REPORT_SCHEMA = "reports"
+# Each exported report's twin that reads the marts as they stood at the session's acme.as_of
+# (dbt_project/models/reports/as_of/): the same columns, the same order.
+AS_OF_SUFFIX = "_as_of"
 
 
 @dataclass(frozen=True)
@@ -66,10 +69,11 @@ def header(name: str) -> str:
     return ",".join(REPORTS[name].columns)
 
 
-def export_query(report: Report, limit: int | None) -> str:
-    """The SELECT behind one export; limit is an int checked by the caller."""
+def export_query(report: Report, limit: int | None, relation: str | None = None) -> str:
+    """The SELECT behind one export (from relation: the report's own by default, or its
+    as-of twin); limit is an int checked by the caller."""
     query = (
-        f"select {', '.join(report.columns)} from {report.relation} "
+        f"select {', '.join(report.columns)} from {relation or report.relation} "
         f"order by {', '.join(report.order_by)}"
     )
     if report.limited and limit is not None:

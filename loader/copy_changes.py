@@ -26,6 +26,7 @@ from loader.schema_contract import check_live_schema, check_pending_schema_event
 from loader.staging import ensure_staging
 from loader.watermark import (
     LANDABLE,
+    NOT_LANDED,
     Watermark,
     check_not_rewound,
     check_nothing_pruned_past,
@@ -63,6 +64,32 @@ PAGE_SELECT = f"""
     -- the table's columns, not the bigint txid of the select list: the index's order
     order by change_log.txid, change_log.change_id
     limit %(limit)s
+"""
+
+# The moment the warehouse is complete up to once this load has landed: every change that
+# committed before it is staged. Read in the load's own snapshot, after its pages: no later
+# than the snapshot (transaction_timestamp() precedes it), nor than the commit of any change
+# still to land that the snapshot sees (one beyond the horizon, or past a --max-batches
+# stop), nor than the commit of a transaction the snapshot saw running (its commit time can
+# be recorded a moment before it becomes visible). Dated as the history dates versions:
+# commit time, or statement time for a change committed before commit times were tracked.
+# Null where the source does not track commit times: then no moment can be claimed.
+COMPLETE_THROUGH = f"""
+    select
+        case
+            when current_setting('track_commit_timestamp')::boolean then least(
+                transaction_timestamp(),
+                (
+                    select min(pg_xact_commit_timestamp(running::xid))
+                    from pg_snapshot_xip(pg_current_snapshot()) as running
+                ),
+                (
+                    select min(coalesce(pg_xact_commit_timestamp(txid::xid), changed_at))
+                    from cdc.change_log
+                    where {NOT_LANDED}
+                )
+            )
+        end
 """
 
 # Ordered by the table's columns too: "order by txid" would name the select list's bigint,
@@ -153,13 +180,28 @@ def load_changes(
                     if rest is not None:
                         watermark = result.add(rest)
                     break
-            if result.batches == 0:
-                with target, target.cursor() as dst:
+            src.execute(COMPLETE_THROUGH, not_landed_parameters(watermark))
+            (complete_through,) = src.fetchone()
+            with target, target.cursor() as dst:
+                if result.batches == 0:
                     write_watermark(dst, watermark)
+                record_complete_through(dst, complete_through, result.load_ids)
             refresh_statistics(target, result.changes)
         source.rollback()
     result.seconds = time.monotonic() - started
     return result
+
+
+def record_complete_through(dst, moment, load_ids: list[int]) -> None:
+    """The moment (COMPLETE_THROUGH) on the watermark, and on this load's last batch: a build
+    that applied through that batch is complete up to it. Written after the pages commit, so
+    a crash in between leaves the older moment, which still holds."""
+    dst.execute("update staging.load_state set complete_through = %s", (moment,))
+    if load_ids:
+        dst.execute(
+            "update staging.load_batches set complete_through = %s where load_id = %s",
+            (moment, load_ids[-1]),
+        )
 
 
 def snapshot_horizon(src) -> int:

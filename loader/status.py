@@ -12,6 +12,7 @@ from loader.lag import unloaded_changes
 from loader.schema_contract import SchemaEvent, unmodelled_columns
 from loader.watermark import read_watermark, source_identity
 from pipeline.marts import MARTS
+from pipeline.moments import HISTORY_MODELS, REPORT_MODELS, Moment, built_through
 
 WAREHOUSE_TABLES = tuple(mart.qualified_name for mart in MARTS)
 
@@ -36,6 +37,11 @@ class PipelineStatus:
     # Whether finance_db tracks commit times (track_commit_timestamp), which date the history
     # models' versions; without them, versions are dated by statement time.
     commit_times_tracked: bool | None = None
+    # What the reports (the marts they read) and the history models are built through:
+    # {"complete_through": every change committed before it is in, "change_id": the newest
+    # change in}, or None before their first build (pipeline/moments.py).
+    reports_reflect: dict | None = None
+    history_reflects: dict | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -61,6 +67,8 @@ def pipeline_status() -> PipelineStatus:
                 status.changes_staged = cur.fetchone()[0]
             if watermark:
                 status.unmodelled_columns = staged_unmodelled_columns(cur)
+                status.reports_reflect = moment_dict(built_through(cur, REPORT_MODELS))
+                status.history_reflects = moment_dict(built_through(cur, HISTORY_MODELS))
             for table in WAREHOUSE_TABLES:
                 cur.execute("select to_regclass(%s) is not null", (table,))
                 if cur.fetchone()[0]:
@@ -83,6 +91,16 @@ def pipeline_status() -> PipelineStatus:
             cur.execute("select current_setting('track_commit_timestamp')::boolean")
             status.commit_times_tracked = cur.fetchone()[0]
     return status
+
+
+def moment_dict(moment: Moment | None) -> dict | None:
+    if moment is None:
+        return None
+    complete_through = moment.complete_through
+    return {
+        "complete_through": complete_through.isoformat() if complete_through else None,
+        "change_id": moment.change_id,
+    }
 
 
 def oldest_open_transaction(cur) -> dict | None:

@@ -1,42 +1,13 @@
 -- reports.pending_items, maintained by adding and subtracting (fact_pending_order_items,
 -- agg_pending_items_by_product), equals the plain answer: every item of a pending order in
--- the marts, joined and grouped by product, as the report was computed before it was
--- maintained. Returns one row per difference. Meaningful when the marts and the two
+-- the marts, joined and grouped by product (pending_items_report(), which the as-of
+-- report computes too). Returns one row per difference. Meaningful when the marts and the two
 -- maintained models have applied the same range, as every build of them all leaves them.
 
 with
 
-orders as (
-    select * from {{ ref('fact_orders') }}
-),
-
-order_items as (
-    select * from {{ ref('fact_order_items') }}
-),
-
-pending_orders as (
-    select *
-    from orders
-    where {{ is_pending_order('status') }}
-),
-
-pending_order_items as (
-    select
-        order_items.product_id,
-        order_items.quantity,
-        greatest(order_items.updated_at, pending_orders.updated_at) as updated_at
-    from order_items
-    inner join pending_orders
-        on order_items.order_id = pending_orders.order_id
-),
-
 expected as (
-    select
-        product_id,
-        sum(quantity) as quantity,
-        date_trunc('second', max(updated_at)) as last_updated
-    from pending_order_items
-    group by product_id
+    {{ pending_items_report(ref('fact_orders'), ref('fact_order_items')) }}
 ),
 
 actual as (

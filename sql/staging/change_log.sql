@@ -87,6 +87,13 @@ as $$
     )
 $$;
 
+-- The moment the staged changes are complete up to: every change that committed before it
+-- has landed (loader/copy_changes.py, COMPLETE_THROUGH). On the watermark for the newest load,
+-- which a load that lands nothing moves forward too, and on each load's last batch for the
+-- builds that applied through it. Null where the source does not track commit times.
+alter table staging.load_state add column if not exists complete_through timestamptz;
+alter table staging.load_batches add column if not exists complete_through timestamptz;
+
 -- The load fence the warehouse last landed under (finance_db's cdc.load_fence): finance_db
 -- holding a lower one has been restored to a moment before that load.
 alter table staging.load_state add column if not exists load_fence bigint not null default 0;

@@ -1,0 +1,175 @@
+{#-
+    The report definitions, each stated once over the relations it reads: the live reports
+    call them with the marts, the as-of reports (models/reports/as_of/) with the marts as they
+    stood at a moment (models/as_of/). Each returns one SELECT of the report's columns.
+-#}
+
+{% macro open_orders_report(orders) %}
+    with
+
+    open_orders as (
+        select *
+        from {{ orders }} as orders
+        where {{ is_open_order('status') }}
+    ),
+
+    final as (
+        select
+            order_id,
+            customer_id,
+            date_trunc('second', order_date) as order_date,
+            date_trunc('second', delivery_date) as delivery_date,
+            status
+        from open_orders
+    )
+
+    select * from final
+{% endmacro %}
+
+{% macro open_orders_summary_report(orders) %}
+    with
+
+    open_orders as (
+        select *
+        from {{ orders }} as orders
+        where {{ is_open_order('status') }}
+    ),
+
+    orders_by_date_and_status as (
+        select
+            delivery_date::date as delivery_date,
+            status,
+            count(*) as order_count
+        from open_orders
+        group by delivery_date::date, status
+    ),
+
+    final as (
+        select
+            delivery_date,
+            status,
+            order_count
+        from orders_by_date_and_status
+    )
+
+    select * from final
+{% endmacro %}
+
+{% macro top_delivery_dates_report(orders) %}
+    with
+
+    open_orders as (
+        select *
+        from {{ orders }} as orders
+        where {{ is_open_order('status') }}
+    ),
+
+    orders_by_date as (
+        select
+            delivery_date::date as delivery_date,
+            count(*) as order_count
+        from open_orders
+        where delivery_date is not null
+        group by delivery_date::date
+    ),
+
+    final as (
+        select
+            delivery_date,
+            order_count,
+            row_number() over (
+                order by order_count desc, delivery_date asc
+            ) as date_rank
+        from orders_by_date
+    )
+
+    select * from final
+{% endmacro %}
+
+{#-
+    The plain pending-items answer: every item of a pending order joined with it and grouped
+    by product. The live report reads the maintained aggregate instead, and the data test
+    pending_items_equal_the_join_over_the_marts holds it to this.
+-#}
+{% macro pending_items_report(orders, order_items) %}
+    with
+
+    pending_orders as (
+        select *
+        from {{ orders }} as orders
+        where {{ is_pending_order('status') }}
+    ),
+
+    pending_order_items as (
+        select
+            order_items.product_id,
+            order_items.quantity,
+            greatest(order_items.updated_at, pending_orders.updated_at) as updated_at
+        from {{ order_items }} as order_items
+        inner join pending_orders
+            on order_items.order_id = pending_orders.order_id
+    ),
+
+    final as (
+        select
+            product_id,
+            sum(quantity) as quantity,
+            date_trunc('second', max(updated_at)) as last_updated
+        from pending_order_items
+        group by product_id
+    )
+
+    select * from final
+{% endmacro %}
+
+{% macro top_customers_report(orders, customers) %}
+    with
+
+    pending_orders_by_customer as (
+        select
+            customer_id,
+            count(*) as total_orders
+        from {{ orders }} as orders
+        where {{ is_pending_order('status') }}
+        group by customer_id
+    ),
+
+    final as (
+        select
+            pending_orders_by_customer.customer_id,
+            customers.customer_name,
+            pending_orders_by_customer.total_orders,
+            row_number() over (
+                order by
+                    pending_orders_by_customer.total_orders desc,
+                    pending_orders_by_customer.customer_id asc
+            ) as customer_rank
+        from pending_orders_by_customer
+        left join {{ customers }} as customers
+            on pending_orders_by_customer.customer_id = customers.customer_id
+    )
+
+    select * from final
+{% endmacro %}
+
+{#-
+    The moment an as-of report is read at: the session's acme.as_of setting (the exporter
+    sets it with SET LOCAL), a timestamptz; null when unset, so an as-of view read without it
+    is empty rather than wrong.
+-#}
+{% macro as_of_moment() -%}
+    nullif(current_setting('acme.as_of', true), '')::timestamptz
+{%- endmacro %}
+
+{#-
+    The versions of a history model in force at as_of_moment(): started at or before it (a
+    transaction that committed at that moment is in) and not ended by then.
+-#}
+{% macro versions_as_of(history, columns) %}
+    select
+        {{ columns | join(',\n        ') }}
+    from {{ history }}
+    where
+        valid_from <= {{ as_of_moment() }}
+        and (valid_to is null or valid_to > {{ as_of_moment() }})
+{% endmacro %}

@@ -1,0 +1,44 @@
+"""Whether an --as-of moment can be answered: after capture started, and before the moment
+the history models are built through (pipeline/moments.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from connections.errors import ExportError
+from pipeline.moments import HISTORY_MODELS, built_through, utc
+
+# When capture started, as far as the history knows: the commit time of the first staged
+# change with a row image (at or above the resync floor).
+CAPTURE_STARTED = """
+    select coalesce(committed_at, changed_at)
+    from staging.change_log
+    where change_id >= (select staging.decoded_change_id_floor())
+    order by change_id
+    limit 1
+"""
+
+
+def check_as_of(cur, moment: datetime) -> None:
+    """Raises ExportError, naming what to do, unless the history can answer `moment`."""
+    history = built_through(cur, HISTORY_MODELS)
+    if history is None:
+        raise ExportError("the history models are not built yet: run `acme pipeline run` first")
+    if history.complete_through is None:
+        raise ExportError(
+            "--as-of needs commit times, and finance_db does not track them: set "
+            "track_commit_timestamp = on there (a restart), then changes committed after that "
+            "can be asked about"
+        )
+    if moment >= history.complete_through:
+        raise ExportError(
+            f"the history is complete up to {utc(history.complete_through)}: ask for an "
+            "earlier moment, or run `acme pipeline run` to load and build what committed since"
+        )
+    cur.execute(CAPTURE_STARTED)
+    (started,) = cur.fetchone() or (None,)
+    if started is None or moment < started:
+        raise ExportError(
+            f"capture started at {utc(started) if started else 'no moment yet'}: the history "
+            "holds nothing before it; ask for a later moment"
+        )
