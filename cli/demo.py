@@ -23,6 +23,7 @@ DEMO_EXPORTS = (
     ("top_delivery_dates", 3),
     ("pending_items", None),
     ("top_customers", 3),
+    ("order_lifecycle", None),
 )
 PREVIEW_ROWS = 3
 

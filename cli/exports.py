@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import click
 
 from exporter.csv_export import export_report
+from exporter.order_history import order_history as read_order_history
 from exporter.reports import REPORTS, header, read_order_statuses
 
 STATUSES = read_order_statuses()
@@ -129,4 +130,48 @@ def top_customers(output: str, limit: int, as_of: datetime | None) -> None:
     report_written(export_report("top_customers", output, limit, as_of))
 
 
-EXPORT_COMMANDS = (open_orders, top_delivery_dates, pending_items, top_customers)
+@click.command(
+    "order_lifecycle",
+    help="How long orders sat in each status: per status, the status intervals that ended in "
+    f"the window, counted, with their duration in hours: {header('order_lifecycle')}."
+    "\n\nAn interval runs from the commit that set the status to the commit that set "
+    "another (or deleted the order); read from the history models.",
+)
+@output_option("order_lifecycle.csv")
+@click.option(
+    "--since",
+    type=MomentType(),
+    metavar="'YYYY-MM-DD[ HH:MM:SS]'",
+    help="Only intervals that ended at or after this moment (UTC unless an offset is given).",
+)
+@click.option(
+    "--until",
+    type=MomentType(),
+    metavar="'YYYY-MM-DD[ HH:MM:SS]'",
+    help="Only intervals that ended before this moment.",
+)
+@AS_OF
+def order_lifecycle(
+    output: str, since: datetime | None, until: datetime | None, as_of: datetime | None
+) -> None:
+    if since and until and since >= until:
+        raise click.BadParameter("must be later than --since", param_hint="--until")
+    settings = {
+        name: moment.isoformat()
+        for name, moment in (("acme.lifecycle_since", since), ("acme.lifecycle_until", until))
+        if moment is not None
+    }
+    report_written(export_report("order_lifecycle", output, as_of=as_of, settings=settings))
+
+
+EXPORT_COMMANDS = (open_orders, top_delivery_dates, pending_items, top_customers, order_lifecycle)
+
+
+@click.command("order_history")
+@click.argument("order_id", type=click.IntRange(1))
+def order_history(order_id: int) -> None:
+    """Every version of one order and of its items, from the history models: when each
+    started and ended (commit times, UTC), its status, delivery date and customer, and for
+    each item its product and quantity; how each version ended (UPDATE, DELETE, TRUNCATE)."""
+    for line in read_order_history(order_id).lines():
+        click.echo(line)

@@ -9,7 +9,7 @@ from cli.capture import capture
 from cli.db import db
 from cli.demo import demo
 from cli.docs import docs
-from cli.exports import EXPORT_COMMANDS
+from cli.exports import EXPORT_COMMANDS, order_history
 from cli.local import local
 from cli.pipeline import pipeline
 from cli.simulate import simulate
@@ -61,7 +61,18 @@ def acme() -> None:
     """
 
 
-for command in (local, db, capture, pipeline, simulate, verify, demo, docs, *EXPORT_COMMANDS):
+for command in (
+    local,
+    db,
+    capture,
+    pipeline,
+    simulate,
+    verify,
+    demo,
+    docs,
+    *EXPORT_COMMANDS,
+    order_history,
+):
     acme.add_command(command)
 
 

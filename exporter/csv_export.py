@@ -15,7 +15,7 @@ from connections.settings import ANALYTICS, PROJECT_ROOT
 from exporter.as_of import check_as_of
 from exporter.output_file import STDOUT, describe_os_error, plan_output
 from exporter.reports import AS_OF_SUFFIX, REPORTS, export_query
-from pipeline.moments import REPORT_MODELS, built_through, utc
+from pipeline.moments import HISTORY_MODELS, REPORT_MODELS, built_through, utc
 
 
 def export_dir() -> Path:
@@ -51,10 +51,15 @@ class ExportResult:
 
 
 def export_report(
-    name: str, output: str, limit: int | None = None, as_of: datetime | None = None
+    name: str,
+    output: str,
+    limit: int | None = None,
+    as_of: datetime | None = None,
+    settings: dict[str, str] | None = None,
 ) -> ExportResult:
     """Writes the report, live or (as_of) as it stood at that moment, from the history
-    models (exporter/moments.py checks the moment can be answered)."""
+    models (exporter/as_of.py checks the moment can be answered). settings: session settings
+    the report's view reads (order_lifecycle's window), set for this export only."""
     report = REPORTS[name]
     relation = report.relation + AS_OF_SUFFIX if as_of else report.relation
     target = resolve_output(output)
@@ -74,8 +79,10 @@ def export_report(
             cur.execute("select set_config('acme.as_of', %s, true)", (as_of.isoformat(),))
             reflects = f"as it stood at {utc(as_of)}"
         else:
-            moment = built_through(cur, REPORT_MODELS)
+            moment = built_through(cur, HISTORY_MODELS if report.from_history else REPORT_MODELS)
             reflects = moment.describe() if moment else "from marts not yet built through a load"
+        for setting, value in (settings or {}).items():
+            cur.execute("select set_config(%s, %s, true)", (setting, value))
         cur.execute("set local role acme_reporting")
         cur.execute("set local datestyle = 'ISO, YMD'")
         query = export_query(report, limit, relation)

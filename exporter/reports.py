@@ -28,6 +28,9 @@ class Report:
     columns: tuple[str, ...]
     order_by: tuple[str, ...]
     limited: bool = False
+    # Read from the history models (meta export `from: history`), so it reflects the moment
+    # they are built through rather than the marts'.
+    from_history: bool = False
 
 
 def read_reports(path: Path = REPORTS_YML) -> dict[str, Report]:
@@ -44,6 +47,7 @@ def read_reports(path: Path = REPORTS_YML) -> dict[str, Report]:
             columns,
             (rank,) if rank else tuple(export["order_by"]),
             limited=rank is not None,
+            from_history=export.get("from") == "history",
         )
     return reports
 

@@ -42,6 +42,7 @@ REPORTS = [
     "top_delivery_dates",
     "pending_items",
     "top_customers",
+    "order_lifecycle",
 ]
 # Each report model and the CLI export (dbt exposure) that reads it.
 EXPORT_OF = {
@@ -50,6 +51,7 @@ EXPORT_OF = {
     "top_delivery_dates": "acme top_delivery_dates",
     "pending_items": "acme pending_items",
     "top_customers": "acme top_customers",
+    "order_lifecycle": "acme order_lifecycle",
 }
 
 WORKLOAD = """
@@ -364,10 +366,15 @@ def paths_between(edges: list[list[str]], start: str, end: str) -> Iterator[list
     yield from walk([start])
 
 
+# The layers built from staging: the marts, the history models, and what is derived from the
+# history (the order lifecycle, the as-of views).
+DERIVED_LAYERS = {"marts", "history", "lifecycle", "as_of"}
+
+
 def in_layer_order(layers: list[str]) -> bool:
-    """source, staging, one or more marts (a mart may be derived from others, as
-    agg_pending_items_by_product is), then reports only."""
-    marts = len(list(takewhile(lambda layer: layer == "marts", layers[2:])))
+    """source, staging, one or more derived layers (a mart may be derived from others, as
+    agg_pending_items_by_product is; the lifecycle from the history), then reports only."""
+    marts = len(list(takewhile(lambda layer: layer in DERIVED_LAYERS, layers[2:])))
     return (
         layers[:2] == ["source", "staging"]
         and marts >= 1

@@ -76,6 +76,7 @@ def test_reports_read_from_the_yml_give_the_export_queries():
         "top_delivery_dates",
         "pending_items",
         "top_customers",
+        "order_lifecycle",
     ]
     assert export_query(REPORTS["open_orders"], 3) == (
         "select order_id, customer_id, order_date, delivery_date, status "

@@ -173,3 +173,48 @@
         valid_from <= {{ as_of_moment() }}
         and (valid_to is null or valid_to > {{ as_of_moment() }})
 {% endmacro %}
+
+{#-
+    How long orders sat in each status: the status intervals (fact_order_status_changes) that
+    ended in the window the session sets (acme.lifecycle_since, inclusive, and
+    acme.lifecycle_until, exclusive; either unset leaves that side open), counted with their
+    median, 90th percentile and longest duration in hours. ended_by: the moment an interval
+    must have ended by to count (as_of_moment() for the as-of twin; open for the live one).
+-#}
+{% macro order_lifecycle_report(status_changes, ended_by="'infinity'::timestamptz") %}
+    with
+
+    ended_intervals as (
+        select
+            status,
+            extract(epoch from duration) / 3600 as hours
+        from {{ status_changes }} as status_changes
+        where
+            left_at <= {{ ended_by }}
+            and left_at >= coalesce(
+                nullif(current_setting('acme.lifecycle_since', true), '')::timestamptz,
+                '-infinity'
+            )
+            and left_at < coalesce(
+                nullif(current_setting('acme.lifecycle_until', true), '')::timestamptz,
+                'infinity'
+            )
+    ),
+
+    final as (
+        select
+            status,
+            count(*) as intervals,
+            round(
+                (percentile_cont(0.5) within group (order by hours))::numeric, 3
+            ) as median_hours,
+            round(
+                (percentile_cont(0.9) within group (order by hours))::numeric, 3
+            ) as p90_hours,
+            round(max(hours)::numeric, 3) as max_hours
+        from ended_intervals
+        group by status
+    )
+
+    select * from final
+{% endmacro %}

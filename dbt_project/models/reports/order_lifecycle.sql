@@ -1,0 +1,5 @@
+-- How long orders sat in each status, for `acme order_lifecycle`: the status intervals that
+-- ended in the window the exporter sets. The definition is macros/reports.sql, shared with
+-- its as-of twin (as_of/).
+
+{{ order_lifecycle_report(ref('fact_order_status_changes')) }}
