@@ -366,14 +366,13 @@ def paths_between(edges: list[list[str]], start: str, end: str) -> Iterator[list
     yield from walk([start])
 
 
-# The layers built from staging: the marts, the history models, and what is derived from the
-# history (the order lifecycle, the as-of views).
-DERIVED_LAYERS = {"marts", "history", "lifecycle", "as_of"}
+# The layers built from staging: the marts and the history models.
+DERIVED_LAYERS = {"marts", "history"}
 
 
 def in_layer_order(layers: list[str]) -> bool:
     """source, staging, one or more derived layers (a mart may be derived from others, as
-    agg_pending_items_by_product is; the lifecycle from the history), then reports only."""
+    agg_pending_items_by_product is), then reports only."""
     marts = len(list(takewhile(lambda layer: layer in DERIVED_LAYERS, layers[2:])))
     return (
         layers[:2] == ["source", "staging"]

@@ -1,7 +1,13 @@
 {#-
     The report definitions, each stated once over the relations it reads: the live reports
     call them with the marts, the as-of reports (models/reports/as_of/) with the marts as they
-    stood at a moment (models/as_of/). Each returns one SELECT of the report's columns.
+    stood at a moment (orders_as_of() and the others below, subqueries over the history
+    models). Each returns one SELECT of the report's columns.
+
+    The as-of relations are subqueries, not views of their own: dbt replaces a view by
+    dropping the old one with cascade, which would drop every report view built on it until
+    the same invocation rebuilt it, and a reader (a concurrent export or data test) would
+    find the report missing. A report view on tables alone is replaced in one rename.
 -#}
 
 {% macro open_orders_report(orders) %}
@@ -162,17 +168,44 @@
 {%- endmacro %}
 
 {#-
-    The versions of a history model in force at as_of_moment(): started at or before it (a
-    transaction that committed at that moment is in) and not ended by then.
+    The versions of a history model in force at as_of_moment(), as a parenthesized subquery
+    of the mart's source columns: started at or before it (a transaction that committed at
+    that moment is in) and not ended by then.
 -#}
-{% macro versions_as_of(history, columns) %}
-    select
-        {{ columns | join(',\n        ') }}
-    from {{ history }}
-    where
-        valid_from <= {{ as_of_moment() }}
-        and (valid_to is null or valid_to > {{ as_of_moment() }})
-{% endmacro %}
+{% macro versions_as_of(history, columns) -%}
+    (
+        select {{ columns | join(', ') }}
+        from {{ history }}
+        where
+            valid_from <= {{ as_of_moment() }}
+            and (valid_to is null or valid_to > {{ as_of_moment() }})
+    )
+{%- endmacro %}
+
+{#- fact_orders as it stood at as_of_moment(). -#}
+{% macro orders_as_of() -%}
+    {{ versions_as_of(
+        ref('fact_orders_history'),
+        ['order_id', 'customer_id', 'order_date', 'delivery_date', 'status', 'created_at',
+         'updated_at']
+    ) }}
+{%- endmacro %}
+
+{#- fact_order_items as it stood at as_of_moment(). -#}
+{% macro order_items_as_of() -%}
+    {{ versions_as_of(
+        ref('fact_order_items_history'),
+        ['order_item_id', 'order_id', 'product_id', 'quantity', 'created_at', 'updated_at']
+    ) }}
+{%- endmacro %}
+
+{#- dim_customers as it stood at as_of_moment(). -#}
+{% macro customers_as_of() -%}
+    {{ versions_as_of(
+        ref('dim_customers_history'),
+        ['customer_id', 'customer_name', 'is_active', 'created_at', 'updated_at']
+    ) }}
+{%- endmacro %}
 
 {#-
     How long orders sat in each status: the status intervals (fact_order_status_changes) that

@@ -2,4 +2,4 @@
 -- ended in the window the exporter sets. The definition is macros/reports.sql, shared with
 -- its as-of twin (as_of/).
 
-{{ order_lifecycle_report(ref('fact_order_status_changes')) }}
+{{ order_lifecycle_report('(' ~ order_status_intervals(ref('fact_orders_history')) ~ ')') }}

@@ -2,4 +2,4 @@
 -- `acme open_orders --summary --as-of`:
 -- the same definition over the marts as they stood then.
 
-{{ open_orders_summary_report(ref('orders_as_of')) }}
+{{ open_orders_summary_report(orders_as_of()) }}

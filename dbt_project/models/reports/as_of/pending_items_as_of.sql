@@ -3,4 +3,4 @@
 -- the same definition over the marts as they stood then. The live
 -- report reads a maintained aggregate; this computes the same answer from the join.
 
-{{ pending_items_report(ref('orders_as_of'), ref('order_items_as_of')) }}
+{{ pending_items_report(orders_as_of(), order_items_as_of()) }}

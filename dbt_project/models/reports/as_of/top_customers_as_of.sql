@@ -2,4 +2,4 @@
 -- `acme top_customers --as-of`:
 -- the same definition over the marts as they stood then.
 
-{{ top_customers_report(ref('orders_as_of'), ref('customers_as_of')) }}
+{{ top_customers_report(orders_as_of(), customers_as_of()) }}

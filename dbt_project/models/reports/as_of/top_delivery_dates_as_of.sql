@@ -2,4 +2,4 @@
 -- `acme top_delivery_dates --as-of`:
 -- the same definition over the marts as they stood then.
 
-{{ top_delivery_dates_report(ref('orders_as_of')) }}
+{{ top_delivery_dates_report(orders_as_of()) }}
