@@ -26,9 +26,9 @@ def check_as_of(cur, moment: datetime) -> None:
         raise ExportError("the history models are not built yet: run `acme pipeline run` first")
     if history.complete_through is None:
         raise ExportError(
-            "--as-of needs commit times, and finance_db does not track them: set "
-            "track_commit_timestamp = on there (a restart), then changes committed after that "
-            "can be asked about"
+            "no load has recorded a moment the warehouse is complete up to: --as-of needs "
+            "commit times (track_commit_timestamp = on on finance_db, then a restart); where "
+            "it is on, run `acme pipeline run` once"
         )
     if moment >= history.complete_through:
         raise ExportError(

@@ -69,6 +69,10 @@ def export_report(
         conn,
         conn.cursor() as cur,
     ):
+        if as_of:
+            # One snapshot for the check and the rows: a resync and rebuild committing in
+            # between could otherwise take away versions the check vouched for.
+            cur.execute("set transaction isolation level repeatable read")
         cur.execute("select to_regclass(%s) is not null", (relation,))
         if not cur.fetchone()[0]:
             raise ExportError(

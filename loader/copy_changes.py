@@ -67,29 +67,26 @@ PAGE_SELECT = f"""
 """
 
 # The moment the warehouse is complete up to once this load has landed: every change that
-# committed before it is staged. Read in the load's own snapshot, after its pages: no later
-# than the snapshot (transaction_timestamp() precedes it), nor than the commit of any change
-# still to land that the snapshot sees (one beyond the horizon, or past a --max-batches
-# stop), nor than the commit of a transaction the snapshot saw running (its commit time can
-# be recorded a moment before it becomes visible). Dated as the history dates versions:
-# commit time, or statement time for a change committed before commit times were tracked.
-# Null where the source does not track commit times: then no moment can be claimed.
-COMPLETE_THROUGH = f"""
-    select
-        case
-            when current_setting('track_commit_timestamp')::boolean then least(
-                transaction_timestamp(),
-                (
-                    select min(pg_xact_commit_timestamp(running::xid))
-                    from pg_snapshot_xip(pg_current_snapshot()) as running
-                ),
-                (
-                    select min(coalesce(pg_xact_commit_timestamp(txid::xid), changed_at))
-                    from cdc.change_log
-                    where {NOT_LANDED}
-                )
-            )
-        end
+# committed before it is staged. No later than the load's snapshot (transaction_timestamp()
+# precedes it); nor than the commit of any change not landed, read in a snapshot taken after
+# the load (one beyond the horizon, past a --max-batches stop, or of a transaction the load's
+# snapshot saw running); nor than the commit time a transaction still in progress has
+# already recorded: PostgreSQL records it before the commit is flushed (and, with
+# synchronous replication, acknowledged) and only then makes the transaction visible, so a
+# snapshot taken in between neither sees it nor lists it as running. Dated as the history
+# dates versions: commit time, or statement time for a change committed before commit times
+# were tracked. None where the source does not track commit times: no moment can be claimed.
+LOAD_STARTED = "select transaction_timestamp(), current_setting('track_commit_timestamp')::boolean"
+# Every transaction in progress holds the lock on its own xid.
+IN_FLIGHT_COMMIT = """
+    select min(pg_xact_commit_timestamp(transactionid))
+    from pg_locks
+    where locktype = 'transactionid' and mode = 'ExclusiveLock' and granted
+"""
+UNLANDED_COMMIT = f"""
+    select min(coalesce(pg_xact_commit_timestamp(txid::xid), changed_at))
+    from cdc.change_log
+    where {NOT_LANDED}
 """
 
 # Ordered by the table's columns too: "order by txid" would name the select list's bigint,
@@ -151,6 +148,8 @@ def load_changes(
             src.execute("set role acme_loader")
             prefer_ordered_scan(src)
             horizon = snapshot_horizon(src)
+            src.execute(LOAD_STARTED)
+            load_started, tracked = src.fetchone()
             identity = source_identity(src)
             result = LoadResult(horizon_txid=horizon)
             with target.cursor() as dst:
@@ -180,20 +179,34 @@ def load_changes(
                     if rest is not None:
                         watermark = result.add(rest)
                     break
-            src.execute(COMPLETE_THROUGH, not_landed_parameters(watermark))
-            (complete_through,) = src.fetchone()
-            with target, target.cursor() as dst:
-                if result.batches == 0:
+            if result.batches == 0:
+                with target, target.cursor() as dst:
                     write_watermark(dst, watermark)
-                record_complete_through(dst, complete_through, result.load_ids)
+            source.rollback()
+            moment = complete_through(source, watermark, load_started) if tracked else None
+            with target, target.cursor() as dst:
+                record_complete_through(dst, moment, result.load_ids)
             refresh_statistics(target, result.changes)
-        source.rollback()
     result.seconds = time.monotonic() - started
     return result
 
 
+def complete_through(source, watermark: Watermark, load_started):
+    """The moment the staged changes are complete up to (LOAD_STARTED, above), read after
+    the load's own snapshot is released: the transactions in progress first, then, in a
+    snapshot taken after that, the changes not landed, so a transaction that ends in between
+    is seen by the second read."""
+    with source, source.cursor() as cur:
+        cur.execute(IN_FLIGHT_COMMIT)
+        (in_flight,) = cur.fetchone()
+    with source, source.cursor() as cur:
+        cur.execute(UNLANDED_COMMIT, not_landed_parameters(watermark))
+        (unlanded,) = cur.fetchone()
+    return min(moment for moment in (load_started, in_flight, unlanded) if moment is not None)
+
+
 def record_complete_through(dst, moment, load_ids: list[int]) -> None:
-    """The moment (COMPLETE_THROUGH) on the watermark, and on this load's last batch: a build
+    """The moment (complete_through()) on the watermark, and on this load's last batch: a build
     that applied through that batch is complete up to it. Written after the pages commit, so
     a crash in between leaves the older moment, which still holds."""
     dst.execute("update staging.load_state set complete_through = %s", (moment,))

@@ -2,7 +2,7 @@
 shows, and `--as-of` is bounded by.
 
 A load records the moment the staged changes are complete up to (loader/copy_changes.py,
-COMPLETE_THROUGH): every change that committed before it has landed. A model built through
+complete_through()): every change that committed before it has landed. A model built through
 a load is complete up to that load's moment, so a live export reflects the moment of the
 load its marts were built through, and an as-of export can answer any moment between the
 start of capture and the moment of the load its history models were built through.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from datetime import timedelta
 
 import psycopg2
@@ -15,6 +16,7 @@ import pytest
 
 from connections.errors import ExportError
 from exporter.csv_export import export_report
+from loader.copy_changes import load_changes
 from tests.oracle import ORACLE_QUERIES
 from tests.test_reports import FIRST_ROUND
 
@@ -224,3 +226,60 @@ def test_as_of_on_the_command_line(platform, tmp_path):
     bad = platform.acme("open_orders", "--as-of", "last tuesday", check=False)
     assert bad.returncode == 2 and "'last tuesday' is not a moment" in bad.stderr
     assert "Traceback" not in later.stderr + bad.stderr
+
+
+def test_a_commit_recorded_but_not_yet_visible_bounds_the_moment(platform):
+    """PostgreSQL records a commit's time, then flushes it and waits for a synchronous standby,
+    and only then makes the transaction visible: a load in between neither sees it nor finds
+    it listed as running. Held here in a synchronous-replication wait for a standby that does
+    not exist, it must still keep the load's moment at or before its commit time."""
+    platform.finance(FIRST_ROUND)
+    platform.pipeline_run()
+    admin = psycopg2.connect(platform.finance_uri)
+    admin.autocommit = True
+    straggler = psycopg2.connect(platform.finance_uri)
+    waiting = threading.Thread(target=straggler.commit)
+    try:
+        with admin.cursor() as cur:
+            # Only the straggler's own session waits for the standby.
+            cur.execute("alter system set synchronous_standby_names = 'nobody'")
+            cur.execute("alter system set synchronous_commit = 'local'")
+            cur.execute("select pg_reload_conf()")
+        with straggler.cursor() as cur:
+            cur.execute("set synchronous_commit = on")
+            cur.execute("update operations.orders set status = 'COMPLETED' where order_id = 1")
+            cur.execute("select pg_current_xact_id()::text, pg_backend_pid()")
+            xid, pid = cur.fetchone()
+        waiting.start()
+        with admin.cursor() as cur:
+            committed_at = None
+            for _attempt in range(200):
+                cur.execute("select pg_xact_commit_timestamp(%s::xid8::xid)", (xid,))
+                committed_at = cur.fetchone()[0]
+                if committed_at is not None:
+                    break
+                time.sleep(0.05)
+            assert committed_at is not None, "the straggler never recorded its commit time"
+        load_changes()
+        (moment,) = platform.analytics(
+            "select complete_through from staging.load_state", fetch=True
+        )[0]
+        assert moment <= committed_at, (moment, committed_at)
+        assert platform.analytics(
+            "select count(*) from staging.change_log where txid = %s", (int(xid),), fetch=True
+        ) == [(0,)]
+        with admin.cursor() as cur:
+            cur.execute("select pg_cancel_backend(%s)", (pid,))  # it commits locally then
+        waiting.join(timeout=30)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute("alter system reset synchronous_standby_names")
+            cur.execute("alter system reset synchronous_commit")
+            cur.execute("select pg_reload_conf()")
+        waiting.join(timeout=30)
+        admin.close()
+        straggler.close()
+    load_changes()
+    assert platform.analytics(
+        "select count(*) from staging.change_log where txid = %s", (int(xid),), fetch=True
+    ) == [(1,)]

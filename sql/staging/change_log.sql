@@ -88,7 +88,7 @@ as $$
 $$;
 
 -- The moment the staged changes are complete up to: every change that committed before it
--- has landed (loader/copy_changes.py, COMPLETE_THROUGH). On the watermark for the newest load,
+-- has landed (loader/copy_changes.py, complete_through()). On the watermark for the newest load,
 -- which a load that lands nothing moves forward too, and on each load's last batch for the
 -- builds that applied through it. Null where the source does not track commit times.
 alter table staging.load_state add column if not exists complete_through timestamptz;
