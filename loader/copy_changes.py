@@ -179,12 +179,11 @@ def load_changes(
                     if rest is not None:
                         watermark = result.add(rest)
                     break
-            if result.batches == 0:
-                with target, target.cursor() as dst:
-                    write_watermark(dst, watermark)
             source.rollback()
             moment = complete_through(source, watermark, load_started) if tracked else None
             with target, target.cursor() as dst:
+                if result.batches == 0:
+                    write_watermark(dst, watermark)
                 record_complete_through(dst, moment, result.load_ids)
             refresh_statistics(target, result.changes)
     result.seconds = time.monotonic() - started
