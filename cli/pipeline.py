@@ -13,12 +13,13 @@ import psycopg2
 from connections.errors import AcmeError
 from loader.copy_changes import DEFAULT_BATCH_SIZE
 from loader.resync import resync as resync_source
-from loader.status import pipeline_status
+from loader.status import PipelineStatus, pipeline_status
 from monitoring.logs import LOG_FORMATS, configure_logging
 from monitoring.metrics import PipelineMetrics, serve_metrics
 from monitoring.monitor import PipelineMonitor
 from pipeline.cycle import DEFAULT_HISTORY_INTERVAL, DEFAULT_TEST_INTERVAL, run_cycle
 from pipeline.cycle import follow as follow_cycles
+from pipeline.freshness import change_log_freshness
 
 log = logging.getLogger("acme.pipeline")
 
@@ -193,12 +194,32 @@ def failures_logged(as_json: bool) -> Iterator[None]:
 
 @pipeline.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
-def status(as_json: bool) -> None:
-    """Lag (changes and seconds), watermark, what holds it back, last load, table sizes."""
+@click.option(
+    "--freshness/--no-freshness",
+    default=True,
+    show_default=True,
+    help="Run `dbt source freshness` on the staged change log (a few seconds: dbt starts).",
+)
+def status(as_json: bool, freshness: bool) -> None:
+    """Lag (changes and seconds), watermark, what holds it back, last load, table sizes, what
+    the reports reflect, and the staged log's freshness.
+
+    Freshness is dbt's: how long ago the moment the staged changes are complete through was
+    (every change committed before it has landed). Loads move it even when nothing changed,
+    so it ages only when loads stop. It warns after 15 minutes and is an error after an hour
+    (dbt_project/models/staging/staging.yml); an error makes this command exit 1."""
     result = pipeline_status()
+    if freshness and result.watermark_change_id is not None:
+        result.freshness = change_log_freshness().as_dict()
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2, default=str))
-        return
+    else:
+        show_status(result)
+    if result.freshness and result.freshness["status"] == "error":
+        raise SystemExit(1)
+
+
+def show_status(result: PipelineStatus) -> None:
     if result.watermark_change_id is None:
         click.echo("watermark: none yet (no load has run)")
     else:
@@ -255,6 +276,15 @@ def status(as_json: bool) -> None:
                 f"{name}: every change committed before {moment['complete_through']} "
                 f"(through change_id {moment['change_id']})"
             )
+    fresh = result.freshness
+    if fresh:
+        click.echo(
+            f"freshness: {fresh['status']}: the staged changes are complete through "
+            f"{fresh['complete_through']}, {fresh['age_seconds']:.0f}s ago (warn after "
+            f"{fresh['warn_after']}, error after {fresh['error_after']})"
+        )
+    elif result.watermark_change_id is not None:
+        click.echo("freshness: not checked (--no-freshness)")
 
 
 @pipeline.command()

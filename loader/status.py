@@ -42,6 +42,8 @@ class PipelineStatus:
     # change in}, or None before their first build (pipeline/moments.py).
     reports_reflect: dict | None = None
     history_reflects: dict | None = None
+    # `dbt source freshness` of the staged change log (pipeline/freshness.py), when checked.
+    freshness: dict | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -5,6 +5,7 @@ own), beside `--follow` too."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -13,10 +14,12 @@ import time
 from pathlib import Path
 
 import psycopg2
+import yaml
 
 from connections.locks import MODEL_LOCK_CLASS
 from connections.settings import PROJECT_ROOT
 from loader.copy_changes import load_changes
+from pipeline.dbt_build import dbt_artifacts_dir
 from tests.conftest import ACME
 from tests.pgbench.harness import Follower
 from tests.test_restore import FIRST, assert_verified
@@ -64,13 +67,38 @@ def finished(process: subprocess.Popen) -> str:
     return output
 
 
+def unit_tests_run(target: Path) -> dict[str, str]:
+    """The dbt unit tests the last command whose artifacts are in target ran: name -> status."""
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    return {
+        r["unique_id"].rsplit(".", 1)[-1]: r["status"]
+        for r in results
+        if r["unique_id"].startswith("unit_test.")
+    }
+
+
+def unit_tests_declared() -> set[str]:
+    return {
+        test["name"]
+        for path in (PROJECT_ROOT / "dbt_project" / "models").rglob("*.yml")
+        for test in (yaml.safe_load(path.read_text()) or {}).get("unit_tests", [])
+    }
+
+
 def test_plain_dbt_run_and_test_after_a_load(platform, tmp_path):
+    """dbt test by hand runs the data tests and the unit tests; acme's builds leave the unit
+    tests out (dbt_build.WITHOUT_UNIT_TESTS)."""
     platform.acme(*FIRST)
     load_changes()
     env = by_hand_environment(platform, tmp_path)
     for command in (["run"], ["test"]):
         finished(dbt(env, *command))
+    declared = unit_tests_declared()
+    assert len(declared) >= 6
+    assert unit_tests_run(tmp_path / "target") == dict.fromkeys(declared, "pass")
     assert_verified(platform)
+    platform.pipeline_run()
+    assert unit_tests_run(dbt_artifacts_dir() / "target") == {}
 
 
 def test_a_dbt_build_by_hand_waits_for_a_model_being_built(platform, tmp_path):

@@ -14,6 +14,7 @@ import pytest
 
 from connections.locks import BUILD_LOCK_KEY
 from connections.settings import PROJECT_ROOT
+from pipeline.freshness import change_log_freshness
 from tests.conftest import ACME
 
 ORDERS = """
@@ -89,6 +90,39 @@ def test_status_reports_lag_watermark_and_holder(platform):
     assert status["rows_per_table"]["analytics.fact_orders"] == 3
     text = platform.acme("pipeline", "status").stdout
     assert "lag: 5 changes" in text and "oldest open transaction: none" in text
+
+
+def test_status_shows_the_staged_logs_freshness(platform):
+    """dbt source freshness, through the moment the staged log is complete through: a load
+    that lands nothing keeps an idle source fresh; loads that stop let it age, to a warning,
+    then to an error that makes status exit 1."""
+    platform.finance(ORDERS, (3,))
+    platform.pipeline_run()
+
+    def moment() -> str:
+        (row,) = platform.analytics("select complete_through from staging.load_state", fetch=True)
+        return row[0].isoformat()
+
+    def age(interval: str) -> None:
+        platform.analytics(
+            f"update staging.load_state set complete_through = now() - interval '{interval}'"
+        )
+
+    fresh = change_log_freshness()
+    assert (fresh.status, fresh.complete_through) == ("pass", moment())
+    assert (fresh.warn_after, fresh.error_after) == ("15 minutes", "60 minutes")
+    age("20 minutes")
+    assert change_log_freshness().status == "warn"
+    age("2 hours")
+    shown = platform.acme("pipeline", "status", "--json", check=False)
+    assert shown.returncode == 1 and json.loads(shown.stdout)["freshness"]["status"] == "error"
+    text = platform.acme("pipeline", "status", "--no-freshness").stdout
+    assert "freshness: not checked (--no-freshness)" in text
+    # Nothing new on the source: the next load lands nothing and still moves the moment.
+    stale = moment()
+    assert platform.pipeline_run().load.changes == 0
+    fresh = change_log_freshness()
+    assert fresh.status == "pass" and fresh.complete_through > stale
 
 
 def test_local_up_again_is_harmless(platform, local_servers):

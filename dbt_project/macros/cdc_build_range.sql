@@ -8,8 +8,12 @@
     lands while the invocation runs is left, whole, to the next one.
 -#}
 
-{#- on-run-start: records this invocation's range; old ranges are dropped. -#}
+{#- on-run-start: records this invocation's range; old ranges are dropped. A freshness check
+    reads no model, and records none. -#}
 {% macro cdc_fix_build_range() -%}
+    {%- if flags.WHICH == 'freshness' -%}
+        {{- return('') -}}
+    {%- endif -%}
     {%- set batches = source('cdc', 'load_batches') -%}
     {%- set newest_load = "(select coalesce(max(load_id), 0) from " ~ batches
         ~ " where ends_transaction)" -%}
