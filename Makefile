@@ -22,7 +22,8 @@ venv: $(BIN)/acme
 demo: venv
 	ACME_DEMO_ORDERS=$(DEMO_ORDERS) ACME_DEMO_CONCURRENCY=$(DEMO_CONCURRENCY) $(BIN)/python -m cli demo
 
-# Chromium (the docs site test) and docker-compose (the deployment test), from Debian.
+# Chromium (the docs site test), docker-compose (the deployment test) and Prometheus (the alerts
+# test), from Debian.
 system-packages:
 	./scripts/install-system-packages.sh
 

@@ -1,11 +1,14 @@
 #!/bin/sh
 # The test suite's tools that come from Debian rather than PyPI: Chromium (the docs site is
-# checked in a real headless browser) and docker-compose (the compose file is validated with
-# `docker-compose config`; no Docker engine is needed for that). Installs only what is missing.
+# checked in a real headless browser), docker-compose (the compose file is validated with
+# `docker-compose config`; no Docker engine is needed for that) and Prometheus with promtool
+# (deploy/prometheus/ is checked and its alerts evaluated by a real Prometheus). Installs only
+# what is missing; the prometheus package starts no service where systemd does not run.
 set -eu
 missing=""
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 command -v docker-compose >/dev/null 2>&1 || missing="$missing docker-compose"
+command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" -eq 0 ]; then
     run=""
