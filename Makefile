@@ -32,13 +32,13 @@ test: venv system-packages
 	$(BIN)/mypy
 	$(BIN)/sqlfluff lint --processes 0 dbt_project sql
 	$(BIN)/pytest --numprocesses $(TEST_WORKERS) --maxprocesses 4 --dist worksteal --durations 15
-	$(BIN)/python -m bench --quick
 
 # The benchmark suite (bench/README.md): full size, about 12 minutes; results in bench/results/.
 bench: venv
 	$(BIN)/python -m bench
 
 # The same benchmarks at a small size, to keep them working; their figures mean little.
+# make test runs it too (tests/test_bench_quick.py), beside the other tests.
 bench-quick: venv
 	$(BIN)/python -m bench --quick
 

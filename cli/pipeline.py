@@ -19,7 +19,7 @@ from monitoring.metrics import PipelineMetrics, serve_metrics
 from monitoring.monitor import PipelineMonitor
 from pipeline.cycle import DEFAULT_HISTORY_INTERVAL, DEFAULT_TEST_INTERVAL, run_cycle
 from pipeline.cycle import follow as follow_cycles
-from pipeline.freshness import change_log_freshness
+from pipeline.freshness import FAILING, duration_text, staged_log_freshness
 
 log = logging.getLogger("acme.pipeline")
 
@@ -206,16 +206,18 @@ def status(as_json: bool, freshness: bool) -> None:
 
     Freshness is dbt's: how long ago the moment the staged changes are complete through was
     (every change committed before it has landed). Loads move it even when nothing changed,
-    so it ages only when loads stop. It warns after 15 minutes and is an error after an hour
-    (dbt_project/models/staging/staging.yml); an error makes this command exit 1."""
+    so it ages when loads stop or a transaction left open holds later commits back. It warns
+    after 15 minutes and is an error after an hour (dbt_project/models/staging/staging.yml);
+    an error, or a check that could not run, makes this command exit 1 after the rest of
+    the status is shown. Without commit times on finance_db it is not measurable."""
     result = pipeline_status()
     if freshness and result.watermark_change_id is not None:
-        result.freshness = change_log_freshness().as_dict()
+        result.freshness = staged_log_freshness(bool(result.commit_times_tracked))
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2, default=str))
     else:
         show_status(result)
-    if result.freshness and result.freshness["status"] == "error":
+    if result.freshness and result.freshness["status"] in FAILING:
         raise SystemExit(1)
 
 
@@ -277,13 +279,17 @@ def show_status(result: PipelineStatus) -> None:
                 f"(through change_id {moment['change_id']})"
             )
     fresh = result.freshness
-    if fresh:
+    if fresh and "message" in fresh:
+        click.echo(f"freshness: {fresh['status']}: {fresh['message']}")
+    elif fresh:
         click.echo(
             f"freshness: {fresh['status']}: the staged changes are complete through "
-            f"{fresh['complete_through']}, {fresh['age_seconds']:.0f}s ago (warn after "
-            f"{fresh['warn_after']}, error after {fresh['error_after']})"
+            f"{fresh['complete_through']}, {duration_text(fresh['age_seconds'])} ago (warn "
+            f"after {fresh['warn_after']}, error after {fresh['error_after']})"
         )
-    elif result.watermark_change_id is not None:
+    elif result.watermark_change_id is None:
+        click.echo("freshness: not checked (no load has run)")
+    else:
         click.echo("freshness: not checked (--no-freshness)")
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from connections.locks import BUILD_LOCK_KEY
 from connections.settings import PROJECT_ROOT
-from pipeline.freshness import change_log_freshness
+from pipeline.freshness import change_log_freshness, staged_log_freshness
 from tests.conftest import ACME
 
 ORDERS = """
@@ -95,7 +95,7 @@ def test_status_reports_lag_watermark_and_holder(platform):
 def test_status_shows_the_staged_logs_freshness(platform):
     """dbt source freshness, through the moment the staged log is complete through: a load
     that lands nothing keeps an idle source fresh; loads that stop let it age, to a warning,
-    then to an error that makes status exit 1."""
+    then to an error that makes status exit 1. No moment: not measurable, not fresh."""
     platform.finance(ORDERS, (3,))
     platform.pipeline_run()
 
@@ -109,20 +109,24 @@ def test_status_shows_the_staged_logs_freshness(platform):
         )
 
     fresh = change_log_freshness()
-    assert (fresh.status, fresh.complete_through) == ("pass", moment())
-    assert (fresh.warn_after, fresh.error_after) == ("15 minutes", "60 minutes")
+    assert (fresh["status"], fresh["complete_through"]) == ("pass", moment())
+    assert (fresh["warn_after"], fresh["error_after"]) == ("15 minutes", "60 minutes")
     age("20 minutes")
-    assert change_log_freshness().status == "warn"
+    assert change_log_freshness()["status"] == "warn"
     age("2 hours")
     shown = platform.acme("pipeline", "status", "--json", check=False)
     assert shown.returncode == 1 and json.loads(shown.stdout)["freshness"]["status"] == "error"
     text = platform.acme("pipeline", "status", "--no-freshness").stdout
-    assert "freshness: not checked (--no-freshness)" in text
+    assert "freshness: not checked (--no-freshness)" in text and "lag: 0 changes" in text
     # Nothing new on the source: the next load lands nothing and still moves the moment.
     stale = moment()
     assert platform.pipeline_run().load.changes == 0
     fresh = change_log_freshness()
-    assert fresh.status == "pass" and fresh.complete_through > stale
+    assert fresh["status"] == "pass" and fresh["complete_through"] > stale
+    # No moment recorded, or none possible without commit times: not measurable.
+    platform.analytics("update staging.load_state set complete_through = null")
+    assert staged_log_freshness(True)["status"] == "not measurable"
+    assert "track_commit_timestamp" in staged_log_freshness(False)["message"]
 
 
 def test_local_up_again_is_harmless(platform, local_servers):

@@ -273,7 +273,7 @@ class Follower:
 
 
 def pipeline_status(platform) -> dict:
-    return json.loads(platform.acme("pipeline", "status", "--json").stdout)
+    return json.loads(platform.acme("pipeline", "status", "--json", "--no-freshness").stdout)
 
 
 def wait_until_drained(platform, follower: Follower, timeout: float = 240) -> None:
