@@ -28,6 +28,24 @@ def pytest_configure(config):
         os_user.server_user()
 
 
+# Modules whose tests take 20-60 s each (--follow, restarts, the quick benchmarks). Run first,
+# so that the suite ends on short tests on every worker rather than one worker finishing a
+# long test alone while the other waits.
+LONG_MODULES = (
+    "test_bench_quick.py",
+    "test_never_silently_wrong.py",
+    "test_restarts.py",
+    "test_dbt_by_hand.py",
+    "test_prometheus.py",
+    "test_restore.py",
+    "test_crash.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: item.path.name not in LONG_MODULES)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
