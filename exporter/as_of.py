@@ -1,5 +1,6 @@
-"""Whether an --as-of moment can be answered: after capture started, and before the moment
-the history models are built through (pipeline/moments.py)."""
+"""Whether an --as-of moment can be answered: after capture started, after finance_db tracked
+commit times, and before the moment the history models are built through
+(pipeline/moments.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,33 @@ CAPTURE_STARTED = """
     where change_id >= (select staging.decoded_change_id_floor())
     order by change_id
     limit 1
+"""
+
+
+# From when the history's times are commit times: the commit time of the first change with
+# one staged after the last change staged without (both at or above the resync floor), or
+# null when there is none. finance_db starts tracking commit times only at a restart, so
+# every change without one committed before any change after it with one; before that
+# moment the history dates versions by statement time, which can place a change before a
+# moment its transaction committed after. No row at all: every change has a commit time.
+TRACKED_SINCE = """
+    with last_untracked as (
+        select max(change_id) as change_id
+        from staging.change_log
+        where
+            committed_at is null
+            and change_id >= (select staging.decoded_change_id_floor())
+    )
+    select
+        last_untracked.change_id is not null,
+        (
+            select tracked.committed_at
+            from staging.change_log as tracked
+            where tracked.change_id > last_untracked.change_id and tracked.committed_at is not null
+            order by tracked.change_id
+            limit 1
+        )
+    from last_untracked
 """
 
 
@@ -41,4 +69,13 @@ def check_as_of(cur, moment: datetime) -> None:
         raise ExportError(
             f"capture started at {utc(started) if started else 'no moment yet'}: the history "
             "holds nothing before it; ask for a later moment"
+        )
+    cur.execute(TRACKED_SINCE)
+    untracked, tracked_since = cur.fetchone()
+    if untracked and (tracked_since is None or moment < tracked_since):
+        since = utc(tracked_since) if tracked_since else "a change not loaded yet"
+        raise ExportError(
+            f"finance_db tracked commit times only from {since}: the history dates the "
+            "changes before it by the time their statements ran, which cannot place them "
+            "exactly; ask for a later moment"
         )

@@ -206,6 +206,33 @@ def test_as_of_is_bounded_by_what_the_warehouse_holds(platform, tmp_path):
         export_report("open_orders", str(path), as_of=capture_started - timedelta(seconds=1))
 
 
+def test_moments_before_commit_times_were_tracked_are_refused(platform, tmp_path):
+    """finance_db starts tracking commit times only at a restart: the changes staged before
+    that (here: staged commit times removed) are dated by statement time, which cannot place
+    them exactly, so a moment before the first tracked commit after them is refused."""
+    platform.finance(FIRST_ROUND)
+    platform.pipeline_run()
+    platform.analytics("update staging.change_log set committed_at = null")
+    (untracked_until,) = platform.analytics(
+        "select max(changed_at) from staging.change_log", fetch=True
+    )[0]
+    platform.finance(
+        "update operations.orders set status = 'PROCESSING' "
+        "where order_id = (select min(order_id) from operations.orders)"
+    )
+    platform.pipeline_run()
+    (tracked_since,) = platform.analytics(
+        "select min(committed_at) from staging.change_log where committed_at is not null",
+        fetch=True,
+    )[0]
+    path = tmp_path / "open_orders.csv"
+    with pytest.raises(ExportError, match="tracked commit times only from .*a later moment"):
+        export_report("open_orders", str(path), as_of=untracked_until + timedelta(milliseconds=1))
+    assert not path.exists()
+    export_report("open_orders", str(path), as_of=tracked_since)
+    assert path.exists()
+
+
 def test_as_of_on_the_command_line(platform, tmp_path):
     platform.finance(FIRST_ROUND)
     platform.pipeline_run()

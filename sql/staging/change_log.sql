@@ -38,6 +38,12 @@ create index if not exists change_log_table_truncate_idx
 on staging.change_log (table_schema, table_name, change_id)
 where operation = 'TRUNCATE';
 
+-- The changes staged without a commit time: an --as-of moment must come after the last of them
+-- committed (exporter/as_of.py). Empty while finance_db tracks commit times.
+create index if not exists change_log_untracked_idx
+on staging.change_log (change_id)
+where committed_at is null;
+
 -- One row per batch, committed in the same transaction as the batch's changes.
 create table if not exists staging.load_batches (
     load_id bigint generated always as identity primary key,
