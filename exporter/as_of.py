@@ -7,15 +7,29 @@ from __future__ import annotations
 from datetime import datetime
 
 from connections.errors import ExportError
+from pipeline.marts import MARTS
 from pipeline.moments import HISTORY_MODELS, built_through, utc
 
-# When capture started, as far as the history knows: the commit time of the first staged
-# change with a row image (at or above the resync floor).
+# When capture of each captured table started, as far as the history knows: the time of its
+# first staged TRUNCATE at or above the resync floor (capture of a table, and a resync, start
+# with one, before the snapshot of its rows), found in the partial index on truncates. Before
+# it, the history holds nothing of the table: a table captured later would read as empty.
 CAPTURE_STARTED = """
-    select coalesce(committed_at, changed_at)
-    from staging.change_log
-    where change_id >= (select staging.decoded_change_id_floor())
-    order by change_id
+    select
+        format('%%I.%%I', tables.table_schema, tables.table_name),
+        (
+            select coalesce(marker.committed_at, marker.changed_at)
+            from staging.change_log as marker
+            where
+                marker.table_schema = tables.table_schema
+                and marker.table_name = tables.table_name
+                and marker.operation = 'TRUNCATE'
+                and marker.change_id >= (select staging.decoded_change_id_floor())
+            order by marker.change_id
+            limit 1
+        ) as started_at
+    from unnest(%s::text[], %s::text[]) as tables (table_schema, table_name)
+    order by started_at desc nulls first
     limit 1
 """
 
@@ -63,12 +77,14 @@ def check_as_of(cur, moment: datetime) -> None:
             f"the history is complete up to {utc(history.complete_through)}: ask for an "
             "earlier moment, or run `acme pipeline run` to load and build what committed since"
         )
-    cur.execute(CAPTURE_STARTED)
-    (started,) = cur.fetchone() or (None,)
+    sources = [mart.source for mart in MARTS]
+    cur.execute(CAPTURE_STARTED, ([s for s, _ in sources], [t for _, t in sources]))
+    table, started = cur.fetchone()
     if started is None or moment < started:
         raise ExportError(
-            f"capture started at {utc(started) if started else 'no moment yet'}: the history "
-            "holds nothing before it; ask for a later moment"
+            f"capture started at {utc(started) if started else 'no moment yet'} for {table} "
+            "(the last table captured): the history holds nothing of it before; ask for a "
+            "later moment"
         )
     cur.execute(TRACKED_SINCE)
     untracked, tracked_since = cur.fetchone()

@@ -16,6 +16,7 @@ import pytest
 
 from connections.errors import ExportError
 from exporter.csv_export import export_report
+from loader import capture
 from loader.copy_changes import load_changes
 from tests.oracle import ORACLE_QUERIES
 from tests.test_reports import FIRST_ROUND
@@ -231,6 +232,29 @@ def test_moments_before_commit_times_were_tracked_are_refused(platform, tmp_path
     assert not path.exists()
     export_report("open_orders", str(path), as_of=tracked_since)
     assert path.exists()
+
+
+def test_moments_before_a_table_was_captured_are_refused(platform, tmp_path):
+    """A table captured later holds nothing in the history before its capture started: an
+    as-of moment before that would read it as empty, so it is refused."""
+    platform.finance("drop schema cdc cascade")
+    capture.install(["operations.orders", "operations.order_items", "operations.products"])
+    platform.finance(FIRST_ROUND)  # its customers are written, not captured
+    platform.pipeline_run()
+    (before,) = platform.analytics("select complete_through from staging.load_state", fetch=True)[0]
+    capture.install(["operations.customers"])
+    platform.pipeline_run()
+    (started,) = platform.analytics(
+        "select min(committed_at) from staging.change_log where table_name = 'customers'",
+        fetch=True,
+    )[0]
+    assert started > before
+    path = tmp_path / "top_customers.csv"
+    with pytest.raises(ExportError, match="capture started at .* for operations.customers"):
+        export_report("top_customers", str(path), as_of=before - timedelta(milliseconds=1))
+    assert not path.exists()
+    export_report("top_customers", str(path), as_of=started)
+    assert "Acme Corp" in path.read_text()
 
 
 def test_as_of_on_the_command_line(platform, tmp_path):
