@@ -38,7 +38,7 @@ from tests.pgbench.harness import (
     verify_passes,
 )
 
-LOADER_KILLS = sized(24, 60)
+LOADER_KILLS = sized(16, 60)
 FOLLOW_KILLS = sized(2, 6)
 BATCH_SIZE = 20
 RANDOM_KILL_WITHIN_SECONDS = 0.05
