@@ -279,6 +279,33 @@ def test_as_of_on_the_command_line(platform, tmp_path):
     assert "Traceback" not in later.stderr + bad.stderr
 
 
+def wait_until_commits_wait_for_the_standby(conn, admin) -> None:
+    """A configuration reload reaches each server process in its own time, the checkpointer
+    (which tells committing sessions a synchronous standby is configured) included; a commit
+    before that does not wait. So probe with transactions of conn until one's commit waits
+    (wait event SyncRep), then release it."""
+    for _attempt in range(100):
+        with conn.cursor() as cur:
+            cur.execute("select pg_current_xact_id(), pg_backend_pid()")  # a commit to wait
+            pid = cur.fetchone()[1]
+        probe = threading.Thread(target=conn.commit)
+        probe.start()
+        waited = False
+        while probe.is_alive() and not waited:
+            with admin.cursor() as cur:
+                cur.execute("select wait_event from pg_stat_activity where pid = %s", (pid,))
+                waited = cur.fetchone() == ("SyncRep",)
+            time.sleep(0.02)
+        if waited:
+            with admin.cursor() as cur:
+                cur.execute("select pg_cancel_backend(%s)", (pid,))  # commits locally then
+        probe.join(timeout=30)
+        if waited:
+            return
+        time.sleep(0.1)
+    raise AssertionError("no commit ever waited for the synchronous standby")
+
+
 def test_a_commit_recorded_but_not_yet_visible_bounds_the_moment(platform):
     """PostgreSQL records a commit's time, then flushes it and waits for a synchronous standby,
     and only then makes the transaction visible: a load in between neither sees it nor finds
@@ -298,6 +325,9 @@ def test_a_commit_recorded_but_not_yet_visible_bounds_the_moment(platform):
             cur.execute("select pg_reload_conf()")
         with straggler.cursor() as cur:
             cur.execute("set synchronous_commit = on")
+        straggler.commit()
+        wait_until_commits_wait_for_the_standby(straggler, admin)
+        with straggler.cursor() as cur:
             cur.execute("update operations.orders set status = 'COMPLETED' where order_id = 1")
             cur.execute("select pg_current_xact_id()::text, pg_backend_pid()")
             xid, pid = cur.fetchone()
