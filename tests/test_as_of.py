@@ -286,8 +286,13 @@ def wait_until_commits_wait_for_the_standby(conn, admin) -> None:
     (wait event SyncRep), then release it."""
     for _attempt in range(100):
         with conn.cursor() as cur:
-            cur.execute("select pg_current_xact_id(), pg_backend_pid()")  # a commit to wait
-            pid = cur.fetchone()[1]
+            # A commit waits only for a transaction that wrote WAL: an xid and a WAL record
+            # (a logical message, which touches no table).
+            cur.execute(
+                "select pg_backend_pid(), pg_current_xact_id(), "
+                "pg_logical_emit_message(true, 'acme-test', 'probe')"
+            )
+            pid = cur.fetchone()[0]
         probe = threading.Thread(target=conn.commit)
         probe.start()
         waited = False
@@ -357,7 +362,8 @@ def test_a_commit_recorded_but_not_yet_visible_bounds_the_moment(platform):
             cur.execute("alter system reset synchronous_standby_names")
             cur.execute("alter system reset synchronous_commit")
             cur.execute("select pg_reload_conf()")
-        waiting.join(timeout=30)
+        if waiting.ident is not None:
+            waiting.join(timeout=30)
         admin.close()
         straggler.close()
     load_changes()
