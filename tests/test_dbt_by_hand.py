@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import psycopg2
-import yaml
 
 from connections.locks import MODEL_LOCK_CLASS
 from connections.settings import PROJECT_ROOT
@@ -77,12 +76,10 @@ def unit_tests_run(target: Path) -> dict[str, str]:
     }
 
 
-def unit_tests_declared() -> set[str]:
-    return {
-        test["name"]
-        for path in (PROJECT_ROOT / "dbt_project" / "models").rglob("*.yml")
-        for test in (yaml.safe_load(path.read_text()) or {}).get("unit_tests", [])
-    }
+def unit_tests_declared(target: Path) -> set[str]:
+    """The dbt unit tests the project declares, from the manifest of a command in target."""
+    manifest = json.loads((target / "manifest.json").read_text())
+    return {test["name"] for test in manifest["unit_tests"].values()}
 
 
 def test_plain_dbt_run_and_test_after_a_load(platform, tmp_path):
@@ -93,7 +90,7 @@ def test_plain_dbt_run_and_test_after_a_load(platform, tmp_path):
     env = by_hand_environment(platform, tmp_path)
     for command in (["run"], ["test"]):
         finished(dbt(env, *command))
-    declared = unit_tests_declared()
+    declared = unit_tests_declared(tmp_path / "target")
     assert len(declared) >= 6
     assert unit_tests_run(tmp_path / "target") == dict.fromkeys(declared, "pass")
     assert_verified(platform)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import yaml
 from connections.settings import PROJECT_ROOT
 from tests.conftest import free_port
 from tests.pgbench.harness import Follower
+from tests.test_pipeline import wait_for
 
 PROMETHEUS_DIR = PROJECT_ROOT / "deploy" / "prometheus"
 # The deployed rules wait minutes; the test's copy waits seconds, with every expression kept.
@@ -99,15 +99,15 @@ def firing(port: int) -> set[str]:
 
 
 def wait_until(condition, what: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+    """wait_for(), with a Prometheus that does not answer yet (still starting) as not yet."""
+
+    def answered() -> bool:
         try:
-            if condition():
-                return
+            return condition()
         except OSError:
-            pass  # Prometheus still starting
-        assert time.monotonic() < deadline, f"never saw: {what}"
-        time.sleep(0.5)
+            return False
+
+    wait_for(answered, timeout, what)
 
 
 def test_a_real_prometheus_fires_and_clears_the_alerts(platform, tmp_path):
