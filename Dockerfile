@@ -1,6 +1,9 @@
 # The data-pipeline image: the `acme` command with the SQL and dbt project it runs.
 # docker-compose.yml builds it; tests/test_deployment.py checks what it copies.
-FROM python:3.11-slim
+# PYTHON_IMAGE: another Python 3.11 image to build on, such as the stand-in that
+# deploy/offline/build-images.sh builds where no registry is reachable.
+ARG PYTHON_IMAGE=python:3.11-slim
+FROM ${PYTHON_IMAGE}
 
 # The uid the pipeline runs as. It writes CSVs into the bind-mounted data-exports/, so it
 # should be the host user's uid (compose passes ACME_UID from .env).

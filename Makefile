@@ -9,7 +9,7 @@ DEMO_CONCURRENCY ?= 4
 # mostly one Python process at a time (dbt), so a second worker keeps the second core busy.
 TEST_WORKERS ?= auto
 
-.PHONY: venv system-packages demo test torture bench bench-quick docs down status clean
+.PHONY: venv system-packages demo test compose-test torture bench bench-quick docs down status clean
 
 $(BIN)/acme: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ test: venv system-packages
 	$(BIN)/mypy
 	$(BIN)/sqlfluff lint --processes 0 dbt_project sql
 	$(BIN)/pytest --numprocesses $(TEST_WORKERS) --maxprocesses 4 --dist worksteal --durations 15
+
+# The docker-compose deployment for real: its images built offline (deploy/offline/), the
+# stack up under podman, orders written, the four CSVs checked, a restart, down. As root.
+compose-test: venv
+	./scripts/install-system-packages.sh compose
+	ACME_COMPOSE_TEST=1 $(BIN)/pytest --durations 0 tests/compose
 
 # The benchmark suite (bench/README.md): full size, about 12 minutes; results in bench/results/.
 bench: venv

@@ -4,11 +4,20 @@
 # `docker-compose config`; no Docker engine is needed for that) and Prometheus with promtool
 # (deploy/prometheus/ is checked and its alerts evaluated by a real Prometheus). Installs only
 # what is missing; the prometheus package starts no service where systemd does not run.
+# With the argument `compose`, also what `make compose-test` runs the deployment with: podman
+# (with runc, netavark and aardvark-dns) and mmdebstrap, which builds its base images.
 set -eu
 missing=""
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 command -v docker-compose >/dev/null 2>&1 || missing="$missing docker-compose"
 command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
+if [ "${1:-}" = compose ]; then
+    command -v podman >/dev/null 2>&1 || missing="$missing podman"
+    command -v runc >/dev/null 2>&1 || missing="$missing runc"
+    command -v mmdebstrap >/dev/null 2>&1 || missing="$missing mmdebstrap"
+    [ -x /usr/lib/podman/netavark ] || missing="$missing netavark"
+    [ -x /usr/lib/podman/aardvark-dns ] || missing="$missing aardvark-dns"
+fi
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" -eq 0 ]; then
     run=""
