@@ -24,7 +24,7 @@ if [ "$(id -u)" -eq 0 ]; then
 elif command -v sudo >/dev/null 2>&1; then
     run="sudo"
 else
-    echo "make test needs the Debian packages:$missing; install them (apt-get install$missing) as root and run it again" >&2
+    echo "the tests need the Debian packages:$missing; install them (apt-get install$missing) as root and run it again" >&2
     exit 1
 fi
 echo "installing Debian packages:$missing"

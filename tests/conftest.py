@@ -20,7 +20,7 @@ from workload.schema import create_source_schema
 
 ACME = [sys.executable, "-m", "cli"]
 
-# tests/compose/ runs the docker-compose deployment under podman (about 3 minutes, as root):
+# tests/compose/ runs the docker-compose deployment under podman (about 2 minutes, as root):
 # `make compose-test` runs it, and `make test`, which has no room for it, does not collect it.
 collect_ignore = [] if os.environ.get("ACME_COMPOSE_TEST") else ["compose"]
 

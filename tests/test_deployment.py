@@ -7,7 +7,6 @@ is tests/compose/test_compose.py's, under podman (`make compose-test`)."""
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
@@ -18,6 +17,8 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+
+from tests.compose.stack import compose_variables, environment_without
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -47,7 +48,6 @@ NEVER_IN_CONTEXT = [
     "bench/results",
     "cli/__pycache__",
 ]
-VARIABLE = re.compile(r"(?<!\$)\$(?:\{([A-Za-z_][A-Za-z0-9_]*)|([A-Za-z_][A-Za-z0-9_]*))")
 URI_SAFE = re.compile(r"[A-Za-z0-9._~-]+")
 
 
@@ -64,27 +64,12 @@ def docker_compose() -> str:
     return path
 
 
-def compose_variables() -> set[str]:
-    return {braced or bare for braced, bare in VARIABLE.findall(COMPOSE_FILE.read_text())}
-
-
-def clean_environment() -> dict[str, str]:
-    """The caller's environment without anything that would change what compose resolves:
-    a password exported in the shell would otherwise win over the env file under test."""
-    hidden = compose_variables()
-    return {
-        name: value
-        for name, value in os.environ.items()
-        if name not in hidden and not name.startswith("COMPOSE_")
-    }
-
-
 def compose_config(env_file: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [docker_compose(), "--env-file", str(env_file), "-f", str(COMPOSE_FILE), "config"],
         capture_output=True,
         text=True,
-        env=clean_environment(),
+        env=environment_without(compose_variables()),
         timeout=30,
     )
 
@@ -159,7 +144,8 @@ def test_the_seed_services_exist_under_their_own_container_names(config):
 @pytest.mark.parametrize("name", DATABASES)
 def test_a_database_has_its_seed_name_user_and_port(config, name):
     service, expected = config["services"][name], DATABASES[name]
-    assert service["image"].startswith("postgres:")
+    # the official image unless POSTGRES_IMAGE names a stand-in (deploy/offline/)
+    assert service["image"] == "postgres:18"
     environment = service["environment"]
     assert environment["POSTGRES_DB"] == expected["db"]
     assert environment["POSTGRES_USER"] == expected["user"]
@@ -254,6 +240,8 @@ def test_the_pipeline_is_built_from_this_repository(config):
     build = config["services"][PIPELINE]["build"]
     assert Path(build["context"]) == REPO
     assert build.get("dockerfile", "Dockerfile") == DOCKERFILE.name
+    # compose's build argument wins over the Dockerfile's default: both name the same image
+    assert build["args"]["PYTHON_IMAGE"] == "python:3.11-slim"
 
 
 # --- .env.example ----------------------------------------------------------------------------

