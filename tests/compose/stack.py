@@ -63,9 +63,9 @@ class PodmanStack:
         for folder in ("networks", "tmp"):
             (root / folder).mkdir(parents=True, exist_ok=True)
         settings = CONTAINERS_CONF.read_text()
-        settings = settings.replace("[engine]\n", OWN_ENGINE_STATE.format(root=root))
-        settings = settings.replace("[network]\n", OWN_NETWORKS.format(root=root))
-        assert str(root) in settings, "deploy/offline/containers.conf lost its tables"
+        for table, own in (("[engine]\n", OWN_ENGINE_STATE), ("[network]\n", OWN_NETWORKS)):
+            assert settings.count(table) == 1, f"deploy/offline/containers.conf: no {table}"
+            settings = settings.replace(table, own.format(root=root))
         (root / "containers.conf").write_text(settings)
         (root / "storage.conf").write_text(STORAGE_CONF.format(root=root))
         self.env = {
