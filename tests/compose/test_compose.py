@@ -15,11 +15,9 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg2
 import pytest
 
 from localpg import os_user
@@ -30,8 +28,9 @@ from tests.compose.stack import (
     PodmanStack,
     missing_tools,
 )
-from tests.conftest import free_port
+from tests.conftest import free_port, run_sql
 from tests.oracle import expected_csv
+from tests.test_pipeline import wait_for
 
 PROJECT = "acmecompose"
 FINANCE_PASSWORD = "compose-finance-pw"
@@ -89,14 +88,6 @@ def stack(tmp_path_factory):
         shutil.rmtree(root, ignore_errors=True)
 
 
-def wait_for(what: str, check, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(1)
-
-
 def simulate(stack: Deployment, orders: int, seed: int, *options: str) -> subprocess.Popen:
     """The project's workload, written from the host through transactions-db's published
     port."""
@@ -127,11 +118,9 @@ def finished(process: subprocess.Popen) -> None:
 
 
 def newest_change(stack: Deployment) -> int:
-    with psycopg2.connect(stack.finance_uri) as conn, conn.cursor() as cur:
-        cur.execute("select coalesce(max(change_id), 0) from cdc.change_log")
-        (newest,) = cur.fetchone()
-    conn.close()
-    return newest
+    return run_sql(
+        stack.finance_uri, "select coalesce(max(change_id), 0) from cdc.change_log", fetch=True
+    )[0][0]
 
 
 def pipeline_status(stack: Deployment) -> dict:
@@ -154,10 +143,9 @@ def assert_staged_exactly_once(stack: Deployment) -> None:
     """Every row of the source's change log is staged, once: staging's count of changes and
     its watermark equal the log's."""
     status = pipeline_status(stack)
-    with psycopg2.connect(stack.finance_uri) as conn, conn.cursor() as cur:
-        cur.execute("select count(*), max(change_id) from cdc.change_log")
-        logged, newest = cur.fetchone()
-    conn.close()
+    [(logged, newest)] = run_sql(
+        stack.finance_uri, "select count(*), max(change_id) from cdc.change_log", fetch=True
+    )
     assert (status["changes_staged"], status["watermark_change_id"]) == (logged, newest)
     assert status["lag_changes"] == 0
     assert status["commit_times_tracked"] is True
@@ -169,13 +157,14 @@ def assert_exports_match_the_source(stack: Deployment) -> None:
         target.unlink(missing_ok=True)
         stack.podman.exec("data-pipeline", "acme", report, "--output", f"{report}.csv")
         assert target.stat().st_uid == stack.uid
-        assert target.read_text() == expected_csv(stack.finance_uri, report), report
+        # as written: read_text() would turn \r\n into \n
+        assert target.read_bytes().decode() == expected_csv(stack.finance_uri, report), report
 
 
 def test_up_builds_the_image_and_both_healthchecks_pass(stack):
     stack.podman.compose("up", "--detach", "--build", timeout=900)
     for service in SERVICES:
-        wait_for(f"{service} healthy", lambda s=service: stack.podman.health(s) == "healthy", 240)
+        wait_for(lambda s=service: stack.podman.health(s) == "healthy", 240, f"{service} healthy")
     assert sorted(stack.podman.running()) == sorted(SERVICES)
 
 
@@ -194,7 +183,7 @@ def test_the_seeds_commands_answer(stack):
 
 def test_orders_written_through_the_published_port_reach_the_csvs(stack):
     finished(simulate(stack, orders=300, seed=7))
-    wait_for("the pipeline to drain", lambda: drained(stack), 180)
+    wait_for(lambda: drained(stack), 180, "the pipeline to drain")
     assert_staged_exactly_once(stack)
     assert_exports_match_the_source(stack)
 
@@ -206,12 +195,12 @@ def test_a_restart_of_the_pipeline_during_writes_resumes_without_loss(stack):
     )
     try:
         written = newest_change(stack)
-        wait_for("the workload's first commits", lambda: newest_change(stack) > written, 60)
+        wait_for(lambda: newest_change(stack) > written, 60, "the workload's first commits")
         stack.podman.compose("stop", "data-pipeline", timeout=120)
         assert "data-pipeline" not in stack.podman.running()
         stopped_at = newest_change(stack)
         wait_for(
-            "commits while the pipeline is stopped", lambda: newest_change(stack) > stopped_at, 60
+            lambda: newest_change(stack) > stopped_at, 60, "commits while the pipeline is stopped"
         )
         stack.podman.compose("start", "data-pipeline", timeout=120)
         assert writer.poll() is None, "the workload ended before the pipeline was back"
@@ -220,7 +209,7 @@ def test_a_restart_of_the_pipeline_during_writes_resumes_without_loss(stack):
         if writer.poll() is None:
             writer.kill()
             writer.communicate()
-    wait_for("the pipeline to drain", lambda: drained(stack), 180)
+    wait_for(lambda: drained(stack), 180, "the pipeline to drain")
     assert_staged_exactly_once(stack)
     assert_exports_match_the_source(stack)
 
