@@ -5,6 +5,7 @@ lock class) are read through here."""
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 
 import yaml
 
@@ -15,6 +16,13 @@ MODELS_DIR = DBT_PROJECT_DIR / "models"
 
 
 @cache
+def read_yml(path: Path) -> dict:
+    """A yml file of the project, parsed once per process (by libyaml: every command reads
+    several at import, and the pure-Python parser made that a visible part of an export).
+    Shared between callers: read it, never change it."""
+    return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 def acme_vars() -> dict:
-    """The project's `acme` vars (dbt_project.yml), read once per process."""
-    return yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]["acme"]
+    """The project's `acme` vars (dbt_project.yml)."""
+    return read_yml(DBT_PROJECT_DIR / "dbt_project.yml")["vars"]["acme"]

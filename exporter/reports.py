@@ -10,9 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from connections.dbt_project import MODELS_DIR, acme_vars
+from connections.dbt_project import MODELS_DIR, acme_vars, read_yml
 
 REPORTS_YML = MODELS_DIR / "reports" / "reports.yml"
 REPORT_SCHEMA = "reports"
@@ -35,7 +33,7 @@ class Report:
 
 def read_reports(path: Path = REPORTS_YML) -> dict[str, Report]:
     reports = {}
-    for model in yaml.safe_load(path.read_text())["models"]:
+    for model in read_yml(path)["models"]:
         export = model.get("config", {}).get("meta", {}).get("export")
         if export is None:
             continue

@@ -20,9 +20,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import yaml
-
-from connections.dbt_project import MODELS_DIR
+from connections.dbt_project import MODELS_DIR, read_yml
 from connections.errors import SchemaMismatch
 from loader.watermark import LANDABLE, Watermark, not_landed_parameters
 
@@ -40,7 +38,7 @@ class ModelledTable:
 @cache
 def modelled_tables(path: Path = STAGING_YML) -> dict[str, ModelledTable]:
     """schema.table -> what its staging model decodes, read from the staging yml."""
-    document = yaml.safe_load(path.read_text())
+    document = read_yml(path)
     tables = {}
     for model in document.get("models", []):
         match = STAGING_MODEL.fullmatch(model["name"])

@@ -12,9 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from connections.dbt_project import MODELS_DIR
+from connections.dbt_project import MODELS_DIR, read_yml
 
 MARTS_YML = MODELS_DIR / "marts" / "marts.yml"
 HISTORY_YML = MODELS_DIR / "history" / "history.yml"
@@ -39,7 +37,7 @@ class Mart:
 
 def read_marts(path: Path = MARTS_YML) -> tuple[Mart, ...]:
     marts = []
-    for model in yaml.safe_load(path.read_text())["models"]:
+    for model in read_yml(path)["models"]:
         for test in model.get("data_tests", []):
             if isinstance(test, dict) and "is_current_state_of" in test:
                 staged = test["is_current_state_of"]["arguments"]["staged_model"]
@@ -54,7 +52,7 @@ def read_histories(marts: tuple[Mart, ...], path: Path = HISTORY_YML) -> tuple[M
     """The history models, each with the captured table of the mart its test names."""
     source_of = {mart.name: mart.source for mart in marts}
     histories = []
-    for model in yaml.safe_load(path.read_text())["models"]:
+    for model in read_yml(path)["models"]:
         for test in model.get("data_tests", []):
             if isinstance(test, dict) and "is_history_of" in test:
                 named = test["is_history_of"]["arguments"]["mart"]
@@ -71,9 +69,7 @@ def read_incremental_model_names(
     """Every model in marts.yml and history.yml: both folders are incremental as a whole
     (dbt_project.yml), and each such model records the range it applied in
     staging.applied_loads."""
-    return tuple(
-        model["name"] for path in paths for model in yaml.safe_load(path.read_text())["models"]
-    )
+    return tuple(model["name"] for path in paths for model in read_yml(path)["models"])
 
 
 MARTS = read_marts()
