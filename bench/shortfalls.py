@@ -59,13 +59,6 @@ CAUSES = {
         "row changes directly and builds no marts. What would close it: a load at native "
         "replication's rate (see load throughput) and a build that overlaps it"
     ),
-    "export pending_items --as-of": (
-        "the join. The live report reads an aggregate maintained per product; its as-of twin "
-        "joins the item versions in force at the moment (5M at 1M orders) with the order "
-        "versions, which psql's own run of the same query takes most of (the baseline "
-        "column). What would close it: versions of the per-product aggregate, so a moment "
-        "reads one row per product as the live export does"
-    ),
     "freshness p50": (
         "the --follow cycle: a marker committed during a cycle waits for it to end, then for "
         "the next cycle's load and dbt run (the note gives their medians), so the median "

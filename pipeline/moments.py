@@ -13,10 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pipeline.marts import HISTORIES, MARTS_YML, read_incremental_model_names
+from pipeline.marts import HISTORY_YML, MARTS_YML, read_incremental_model_names
 
 REPORT_MODELS = read_incremental_model_names((MARTS_YML,))
-HISTORY_MODELS = tuple(history.name for history in HISTORIES)
+# every model in history.yml: the four histories and the pending-items history an as-of
+# pending_items reads
+HISTORY_MODELS = read_incremental_model_names((HISTORY_YML,))
 
 # The moment of the newest load the given models have all applied, the newest change_id it
 # holds, and how many of the models have applied anything (a model never built has no row).

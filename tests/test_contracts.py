@@ -29,7 +29,7 @@ def test_contracts_match_what_the_models_sql_gives_and_the_tables_built(platform
     models = [node for node in manifest["nodes"].values() if node["resource_type"] == "model"]
     contracted = [node for node in models if node["config"]["contract"]["enforced"]]
     incremental = [node for node in models if node["config"]["materialized"] == "incremental"]
-    assert contracted == incremental and len(contracted) == 10
+    assert contracted == incremental and len(contracted) == 12
     with psycopg2.connect(platform.analytics_uri) as conn, conn.cursor() as cur:
         for node in contracted:
             name = node["name"]

@@ -96,13 +96,13 @@ def test_history_models_build_on_their_own_interval(platform):
     now[0] = 20
     assert cycle() is None  # nothing new, history not due
     now[0] = 31
-    assert cycle().nodes == 6  # nothing new, but history behind and due: the four histories
+    assert cycle().nodes == 8  # nothing new, but history behind and due: the six histories
     assert history_rows(platform) == 2
     now[0] = 45
     assert cycle() is None  # history is current: nothing to build however long it waits
     add_order(platform)
     now[0] = 70
-    assert cycle().nodes == 12  # changes, and history due: marts and histories at once
+    assert cycle().nodes == 14  # changes, and history due: marts and histories at once
     assert history_rows(platform) == 3
     # Data tests due: they hold each history to its mart, so the history is built first.
     builds.test_interval = 0

@@ -2,7 +2,10 @@
     The report definitions, each stated once over the relations it reads: the live reports
     call them with the marts, the as-of reports (models/reports/as_of/) with the marts as they
     stood at a moment (orders_as_of() and the others below, subqueries over the history
-    models). Each returns one SELECT of the report's columns.
+    models). Each returns one SELECT of the report's columns. pending_items_as_of is the one
+    exception: the join would read every item version at 1M orders, so it reads a history
+    derived for it (models/history/agg_pending_items_by_product_history.sql), which its tests
+    hold to this definition.
 
     The as-of relations are subqueries, not views of their own: dbt replaces a view by
     dropping the old one with cascade, which would drop every report view built on it until
@@ -94,8 +97,9 @@
 
 {#-
     The plain pending-items answer: every item of a pending order joined with it and grouped
-    by product. The live report reads the maintained aggregate instead, and the data test
-    pending_items_equal_the_join_over_the_marts holds it to this.
+    by product. The live report reads the maintained aggregate instead (the data test
+    pending_items_equal_the_join_over_the_marts holds it to this), and the as-of report the
+    pending-items history (tests/test_pending_items.py holds it to this at every moment).
 -#}
 {% macro pending_items_report(orders, order_items) %}
     with

@@ -1,8 +1,8 @@
 -- reports.pending_items, maintained by adding and subtracting (fact_pending_order_items,
 -- agg_pending_items_by_product), equals the plain answer: every item of a pending order in
--- the marts, joined and grouped by product (pending_items_report(), which the as-of
--- report computes too). Returns one row per difference. Meaningful when the marts and the two
--- maintained models have applied the same range, as every build of them all leaves them.
+-- the marts, joined and grouped by product (pending_items_report()). Returns one row per
+-- difference. Meaningful when the marts and the two maintained models have applied the same
+-- range, as every build of them all leaves them.
 
 with
 

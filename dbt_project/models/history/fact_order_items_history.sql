@@ -6,6 +6,7 @@
         unique_key='order_item_id',
         indexes=[
             {'columns': ['order_item_id']},
+            {'columns': ['order_id']},
             {'columns': ['change_id'], 'unique': true},
             {'columns': ['valid_from']},
         ],
